@@ -1,0 +1,62 @@
+"""The ``healthy-homes`` command line: one sub-command area per subpackage.
+
+Each area module exposes ``register(subparsers)``, which adds its parsers and sets
+``handler`` (a function taking the parsed arguments and returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from healthy_homes import __version__
+from healthy_homes.errors import HealthyHomesError
+
+# Ordered as they appear in --help.
+AREAS = (
+    "healthy_homes.config.cli",
+    "healthy_homes.store.cli",
+    "healthy_homes.connector.cli",
+    "healthy_homes.mock_server.cli",
+    "healthy_homes.demo.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every area's sub-commands."""
+    parser = argparse.ArgumentParser(
+        prog="healthy-homes",
+        description=(
+            "Healthy Homes connects a GP practice's COPD, asthma, falls and high-risk "
+            "registers to a housing service: it flags eligible patients for the clinician, "
+            "records consent, and sends consented referrals exactly once."
+        ),
+        epilog="Run 'healthy-homes COMMAND --help' for each command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for area in AREAS:
+        importlib.import_module(area).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and ``python -m healthy_homes``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        code: int = args.handler(args)
+    except HealthyHomesError as exc:
+        print(f"healthy-homes: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code

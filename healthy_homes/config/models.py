@@ -1,0 +1,172 @@
+"""Configuration schema, validated at start-up.
+
+The file format is TOML (https://toml.io/en/v1.0.0); every key can be overridden
+from the environment as ``HEALTHY_HOMES__SECTION__KEY`` (see docs/configuration.md).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+ODS_CODE = re.compile(r"^[A-Z0-9]{3,10}$")
+REGISTER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+DEFAULT_REGISTERS = ("copd", "asthma", "falls", "high_risk")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(_Strict):
+    """Where the connector keeps its state."""
+
+    url: str = Field(
+        default="sqlite:///healthy-homes.db",
+        description="SQLAlchemy URL: sqlite:///path/to/file.db or postgresql+psycopg://...",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return value
+
+
+class AuthConfig(_Strict):
+    """How the connector authenticates to a FHIR endpoint."""
+
+    kind: Literal["none", "bearer", "smart", "mtls"] = "none"
+    token: SecretStr | None = Field(default=None, description="static bearer token (kind=bearer)")
+    client_id: str | None = Field(default=None, description="SMART client id (kind=smart)")
+    token_url: AnyHttpUrl | None = Field(default=None, description="SMART token endpoint")
+    private_key_file: str | None = Field(default=None, description="PEM private key (smart)")
+    key_id: str | None = Field(default=None, description="kid of the registered public key")
+    scope: str = "system/Patient.rs system/Condition.rs system/Appointment.rs system/Flag.cruds"
+    client_cert_file: str | None = Field(default=None, description="client certificate (mtls)")
+    client_key_file: str | None = Field(default=None, description="client key (mtls)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> AuthConfig:
+        needed: dict[str, tuple[str, ...]] = {
+            "bearer": ("token",),
+            "smart": ("client_id", "token_url", "private_key_file"),
+            "mtls": ("client_cert_file", "client_key_file"),
+        }
+        missing = [k for k in needed.get(self.kind, ()) if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"auth kind '{self.kind}' also needs: {', '.join(missing)}")
+        return self
+
+
+class RegisterConfig(_Strict):
+    """A register the practice reads: its code set and the rules around it."""
+
+    name: str
+    codeset: str = Field(description="built-in code set name, or a path to a code set JSON file")
+    title: str | None = None
+    min_age: int | None = Field(default=None, ge=0, le=130)
+    max_age: int | None = Field(default=None, ge=0, le=130)
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not REGISTER_NAME.match(value):
+            raise ValueError("must be lower-case letters, digits and underscores, e.g. 'copd'")
+        return value
+
+
+class PracticeConfig(_Strict):
+    """One GP practice whose registers the connector reads."""
+
+    ods_code: str = Field(description="the practice's ODS code, e.g. A12345")
+    name: str
+    fhir_base_url: AnyHttpUrl
+    registers: list[str] = Field(default_factory=lambda: list(DEFAULT_REGISTERS))
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    housing_service: str | None = Field(
+        default=None, description="id of the housing service this practice refers to"
+    )
+
+    @field_validator("ods_code")
+    @classmethod
+    def _ods_shape(cls, value: str) -> str:
+        if not ODS_CODE.match(value):
+            raise ValueError("must be an ODS code: 3 to 10 upper-case letters or digits")
+        return value
+
+
+class HousingServiceConfig(_Strict):
+    """A housing service that receives referrals."""
+
+    id: str
+    name: str
+    ods_code: str | None = None
+    transport: Literal["fhir"] = "fhir"
+    fhir_base_url: AnyHttpUrl
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+
+
+class FlagRulesConfig(_Strict):
+    """Which patients get a flag."""
+
+    rule_set_version: str = "2026.1"
+    max_new_flags_per_day: Annotated[int, Field(ge=0)] = 50
+
+
+class Settings(_Strict):
+    """The whole configuration of one deployment."""
+
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    registers: list[RegisterConfig] = Field(default_factory=list)
+    practices: list[PracticeConfig] = Field(default_factory=list)
+    housing_services: list[HousingServiceConfig] = Field(default_factory=list)
+    flags: FlagRulesConfig = Field(default_factory=FlagRulesConfig)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Settings:
+        known_registers = set(DEFAULT_REGISTERS) | {r.name for r in self.registers}
+        services = {s.id for s in self.housing_services}
+        for i, practice in enumerate(self.practices):
+            for name in practice.registers:
+                if name not in known_registers:
+                    raise ValueError(
+                        f"practices[{i}].registers: unknown register '{name}'; expected one of "
+                        f"{', '.join(sorted(known_registers))} or a [[registers]] entry"
+                    )
+            if practice.housing_service and practice.housing_service not in services:
+                raise ValueError(
+                    f"practices[{i}].housing_service: unknown housing service "
+                    f"'{practice.housing_service}'; expected one of the [[housing_services]] ids"
+                )
+        odss = [p.ods_code for p in self.practices]
+        if len(set(odss)) != len(odss):
+            raise ValueError("practices: each ods_code may appear only once")
+        return self
+
+    def practice(self, ods_code: str) -> PracticeConfig:
+        """The practice with this ODS code."""
+        for practice in self.practices:
+            if practice.ods_code == ods_code:
+                return practice
+        raise KeyError(ods_code)
+
+    def housing_service_for(self, practice: PracticeConfig) -> HousingServiceConfig | None:
+        """The housing service a practice refers to (the first one when not named)."""
+        wanted = practice.housing_service
+        for service in self.housing_services:
+            if wanted is None or service.id == wanted:
+                return service
+        return None

@@ -1,0 +1,149 @@
+"""The one exception tree of Healthy Homes.
+
+Every error the package raises on purpose derives from :class:`HealthyHomesError`.
+Errors carry operational context (which practice, which referral, which URL) but
+never patient identifiers: their messages may reach logs and other systems.
+
+::
+
+    HealthyHomesError
+    ├── ConfigError                 bad or missing configuration
+    ├── StorageError                database unavailable or migration failed
+    ├── CodeSetError                a register code set file is malformed
+    ├── FhirError                   talking to a FHIR server went wrong
+    │   ├── FhirTransportError      connection refused/reset, timeout   (retryable)
+    │   ├── FhirStatusError         a non-2xx answer; retryable for 408, 429, 5xx
+    │   ├── FhirResponseError       a 2xx answer whose body is not the FHIR we expected
+    │   └── FhirAuthError           token endpoint refused us, or key not registered
+    ├── ConsentError
+    │   └── ConsentRequiredError    forwarding refused: no active consent
+    └── ReferralError
+        ├── RoutingError            no housing service covers the patient
+        └── DeliveryError           the housing endpoint did not take the referral
+"""
+
+from __future__ import annotations
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class HealthyHomesError(Exception):
+    """Root of every error raised on purpose by Healthy Homes."""
+
+    #: Whether trying the same operation again later may succeed.
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        practice: str | None = None,
+        referral: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.practice = practice
+        self.referral = referral
+
+    def __str__(self) -> str:
+        context = []
+        if self.practice:
+            context.append(f"practice {self.practice}")
+        if self.referral:
+            context.append(f"referral {self.referral}")
+        return f"{self.message} ({', '.join(context)})" if context else self.message
+
+
+class ConfigError(HealthyHomesError):
+    """Configuration is missing, malformed or inconsistent."""
+
+
+class StorageError(HealthyHomesError):
+    """The database could not be reached, or a migration failed."""
+
+
+class CodeSetError(HealthyHomesError):
+    """A register code set file is missing or malformed."""
+
+
+class FhirError(HealthyHomesError):
+    """A FHIR interaction failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        practice: str | None = None,
+        referral: str | None = None,
+    ) -> None:
+        super().__init__(message, practice=practice, referral=referral)
+        self.url = url
+
+
+class FhirTransportError(FhirError):
+    """The server could not be reached or did not answer in time."""
+
+    retryable = True
+
+
+class FhirStatusError(FhirError):
+    """The server answered with a non-success status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        url: str | None = None,
+        retry_after: float | None = None,
+        diagnostics: str | None = None,
+        practice: str | None = None,
+        referral: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url, practice=practice, referral=referral)
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.diagnostics = diagnostics
+        self.retryable = status_code in RETRYABLE_STATUS
+
+
+class FhirResponseError(FhirError):
+    """A success answer whose body was not the FHIR resource we expected."""
+
+    retryable = True  # truncated bodies are usually transient
+
+
+class FhirAuthError(FhirError):
+    """Authentication with the FHIR server's token endpoint failed."""
+
+
+class ConsentError(HealthyHomesError):
+    """Consent could not be recorded or checked."""
+
+
+class ConsentRequiredError(ConsentError):
+    """A referral was about to leave the practice without an active consent."""
+
+
+class ReferralError(HealthyHomesError):
+    """A referral could not be created or delivered."""
+
+
+class RoutingError(ReferralError):
+    """No housing service accepts referrals for this patient."""
+
+
+class DeliveryError(ReferralError):
+    """The housing endpoint did not accept the referral."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        practice: str | None = None,
+        referral: str | None = None,
+    ) -> None:
+        super().__init__(message, practice=practice, referral=referral)
+        self.retryable = retryable
