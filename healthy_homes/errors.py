@@ -12,6 +12,7 @@ never patient identifiers: their messages may reach logs and other systems.
     ├── CodeSetError                a register code set file is malformed
     ├── FhirError                   talking to a FHIR server went wrong
     │   ├── FhirTransportError      connection refused/reset, timeout   (retryable)
+    │   │   └── CircuitOpenError    breaker open: nothing sent; try again after the cool-down
     │   ├── FhirStatusError         a non-2xx answer; retryable for 408, 429, 5xx
     │   ├── FhirResponseError       a 2xx answer whose body is not the FHIR we expected
     │   └── FhirAuthError           token endpoint refused us, or key not registered
@@ -85,6 +86,23 @@ class FhirTransportError(FhirError):
     """The server could not be reached or did not answer in time."""
 
     retryable = True
+
+
+class CircuitOpenError(FhirTransportError):
+    """The endpoint's circuit breaker is open: the request was not sent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        url: str | None = None,
+        practice: str | None = None,
+        referral: str | None = None,
+    ) -> None:
+        super().__init__(message, url=url, practice=practice, referral=referral)
+        #: Seconds until the breaker lets a trial request through.
+        self.retry_after = retry_after
 
 
 class FhirStatusError(FhirError):
