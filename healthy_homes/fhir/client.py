@@ -9,19 +9,34 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import re
+import ssl
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import timedelta
 from types import TracebackType
-from typing import Any
-from urllib.parse import urljoin
+from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from healthy_homes.clock import Clock, SystemClock
 from healthy_homes.errors import (
     FhirError,
     FhirResponseError,
     FhirStatusError,
     FhirTransportError,
+)
+from healthy_homes.fhir.breaker import CircuitBreaker
+from healthy_homes.fhir.retry import (
+    Retrier,
+    RetryPolicy,
+    Sleep,
+    is_idempotent,
+    parse_retry_after,
+    should_retry,
 )
 
 log = logging.getLogger(__name__)
@@ -29,18 +44,24 @@ log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
 DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+REQUEST_ID = "X-Request-Id"
 
 JSON = dict[str, Any]
+T = TypeVar("T")
+
+# Some servers use the NHS number as the Patient id; keep it out of logs and errors.
+_NHS_NUMBER_LIKE = re.compile(r"(?<!\d)\d{10}(?!\d)")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+def redact(text: str) -> str:
+    """Text with anything shaped like an NHS number masked."""
+    return _NHS_NUMBER_LIKE.sub("[redacted]", text)
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for logs and errors: no query string (queries can hold NHS numbers)."""
+    parts = urlsplit(url)
+    return redact(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))
 
 
 def _diagnostics(response: httpx.Response) -> str | None:
@@ -52,12 +73,23 @@ def _diagnostics(response: httpx.Response) -> str | None:
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
         issues = body.get("issue") or [{}]
         diag = issues[0].get("diagnostics") or issues[0].get("details", {}).get("text")
-        return str(diag) if diag else None
+        return redact(str(diag)) if diag else None
     return None
 
 
+def _outcome(exc: FhirError, status: str) -> str:
+    """What to log as an attempt's status: the HTTP code, or the kind of failure."""
+    if isinstance(exc, FhirStatusError):
+        return str(exc.status_code)
+    return f"{status} {type(exc).__name__}" if status != "-" else type(exc).__name__
+
+
 class FhirClient:
-    """A FHIR R4 endpoint: read, search with paging, create, update, transaction."""
+    """A FHIR R4 endpoint: read, search with paging, create, update, transaction.
+
+    Every call goes through :meth:`request`: a circuit breaker, then attempts with
+    backoff under a :class:`RetryPolicy`, each carrying the call's ``X-Request-Id``.
+    """
 
     def __init__(
         self,
@@ -68,11 +100,25 @@ class FhirClient:
         transport: httpx.AsyncBaseTransport | None = None,
         limits: httpx.Limits = DEFAULT_LIMITS,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         cert: tuple[str, str] | None = None,
+        policy: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        rng: random.Random | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.practice = practice
+        self.policy = policy or RetryPolicy()
+        self._clock = clock or SystemClock()
+        self._retrier = Retrier(self.policy, sleep=sleep, rng=rng)
+        self.breaker = breaker or CircuitBreaker(
+            threshold=self.policy.breaker_threshold,
+            cooldown=timedelta(seconds=self.policy.breaker_cooldown),
+            clock=self._clock,
+            name=practice or safe_url(self.base_url),
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth,
@@ -111,43 +157,142 @@ class FhirClient:
         params: Mapping[str, str | list[str]] | None = None,
         json_body: JSON | None = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
-        """Send one request; map failures onto the FhirError tree."""
-        request_id = str(uuid.uuid4())
-        all_headers = {"X-Request-Id": request_id, **(headers or {})}
+        """Send one request, with retries; map failures onto the FhirError tree.
+
+        ``idempotent`` overrides :func:`~healthy_homes.fhir.retry.is_idempotent`, e.g.
+        for a message the receiver de-duplicates by ``X-Request-Id``.
+        """
+        return await self._call(
+            method, url, params, json_body, headers, idempotent, lambda response: response
+        )
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str | list[str]] | None,
+        json_body: JSON | None,
+        headers: Mapping[str, str] | None,
+        idempotent: bool | None,
+        parse: Callable[[httpx.Response], T],
+    ) -> T:
+        """Run the attempts of one logical call; ``parse`` failures count as attempts too."""
+        all_headers = dict(headers or {})
+        # One id per logical call, kept across retries so a receiver can spot a repeat.
+        if not any(name.lower() == REQUEST_ID.lower() for name in all_headers):
+            all_headers[REQUEST_ID] = str(uuid.uuid4())
         content = None
         if json_body is not None:
             content = json.dumps(json_body, separators=(",", ":")).encode()
             all_headers["Content-Type"] = FHIR_JSON
         target = self.resolve(url)
+        if idempotent is None:
+            idempotent = is_idempotent(method, target, all_headers, json_body)
+
+        async def attempt(number: int) -> T:
+            self.breaker.before_call(url=safe_url(target), practice=self.practice)
+            started = time.perf_counter()
+            status = "-"
+            try:
+                response = await self._send(method, target, params, content, all_headers)
+                status = str(response.status_code)
+                result = parse(response)
+            except FhirError as exc:
+                status = _outcome(exc, status)
+                self._judge(exc)
+                raise
+            except BaseException:
+                self.breaker.release()
+                raise
+            else:
+                self.breaker.record_success()
+                return result
+            finally:
+                self._log(method, target, status, number, started, all_headers)
+
+        return await self._retrier.run(
+            attempt,
+            retry_if=lambda exc: should_retry(exc, method=method, idempotent=idempotent),
+            label=f"fhir {method} {safe_url(target)}",
+        )
+
+    def _judge(self, exc: FhirError) -> None:
+        """Tell the breaker what a failed attempt says about the server's health."""
+        if exc.retryable:
+            self.breaker.record_failure()
+        elif isinstance(exc, FhirStatusError | FhirResponseError):
+            self.breaker.record_success()  # the server is up; it just said no
+        else:
+            self.breaker.release()
+
+    def _log(
+        self,
+        method: str,
+        target: str,
+        status: str,
+        attempt: int,
+        started: float,
+        headers: Mapping[str, str],
+    ) -> None:
+        request_id = next(v for k, v in headers.items() if k.lower() == REQUEST_ID.lower())
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        path = redact(urlsplit(target).path)
+        ok = status.isdigit() and int(status) < 400
+        log.log(
+            logging.DEBUG if ok else logging.INFO,
+            "fhir %s %s -> %s attempt=%d %.0fms request_id=%s",
+            method,
+            path,
+            status,
+            attempt,
+            elapsed_ms,
+            request_id,
+            extra={
+                "request_id": request_id,
+                "practice": self.practice,
+                "http_method": method,
+                "path": path,
+                "status": status,
+                "attempt": attempt,
+                "duration_ms": round(elapsed_ms, 1),
+            },
+        )
+
+    async def _send(
+        self,
+        method: str,
+        target: str,
+        params: Mapping[str, str | list[str]] | None,
+        content: bytes | None,
+        headers: Mapping[str, str],
+    ) -> httpx.Response:
+        """One attempt on the wire; a non-2xx answer becomes FhirStatusError."""
+        where = safe_url(target)
         try:
             response = await self._http.request(
-                method, target, params=params, content=content, headers=all_headers
+                method, target, params=params, content=content, headers=headers
             )
         except httpx.TimeoutException as exc:
             raise FhirTransportError(
-                f"{method} timed out: {type(exc).__name__}", url=target, practice=self.practice
+                f"{method} timed out: {type(exc).__name__}", url=where, practice=self.practice
             ) from exc
         except httpx.TransportError as exc:
             raise FhirTransportError(
                 f"{method} failed to connect or was cut off: {type(exc).__name__}",
-                url=target,
+                url=where,
                 practice=self.practice,
             ) from exc
-        log.debug(
-            "fhir %s %s -> %s",
-            method,
-            response.request.url.path,
-            response.status_code,
-            extra={"request_id": request_id, "practice": self.practice},
-        )
         if response.status_code >= 400:
             diag = _diagnostics(response)
             raise FhirStatusError(
                 f"{method} answered HTTP {response.status_code}" + (f": {diag}" if diag else ""),
                 status_code=response.status_code,
-                url=target,
-                retry_after=_retry_after(response),
+                url=where,
+                retry_after=parse_retry_after(
+                    response.headers.get("Retry-After"), self._clock.now()
+                ),
                 diagnostics=diag,
                 practice=self.practice,
             )
@@ -162,35 +307,46 @@ class FhirClient:
         json_body: JSON | None = None,
         headers: Mapping[str, str] | None = None,
         expect: str | None = None,
+        idempotent: bool | None = None,
     ) -> JSON:
         """Send one request and decode its FHIR JSON body, checking ``resourceType``."""
-        response = await self.request(
-            method, url, params=params, json_body=json_body, headers=headers
-        )
+
+        def decode(response: httpx.Response) -> JSON:
+            return self._decode(method, response, expect)
+
+        return await self._call(method, url, params, json_body, headers, idempotent, decode)
+
+    def _decode(self, method: str, response: httpx.Response, expect: str | None) -> JSON:
+        where = safe_url(str(response.url))
         try:
             body = response.json()
         except ValueError as exc:
             raise FhirResponseError(
-                f"{method} answered with a body that is not JSON", url=str(response.url),
+                f"{method} answered with a body that is not JSON (truncated?)",
+                url=where,
                 practice=self.practice,
             ) from exc
         if not isinstance(body, dict) or "resourceType" not in body:
             raise FhirResponseError(
                 f"{method} answered with JSON that is not a FHIR resource",
-                url=str(response.url),
+                url=where,
                 practice=self.practice,
             )
         if expect is not None and body["resourceType"] != expect:
-            raise FhirResponseError(
+            error = FhirResponseError(
                 f"expected a {expect}, got a {body['resourceType']}",
-                url=str(response.url),
+                url=where,
                 practice=self.practice,
             )
+            error.retryable = False  # a well-formed answer of the wrong kind will not change
+            raise error
         return body
 
     async def read(self, resource_type: str, resource_id: str) -> JSON:
         """GET [base]/[type]/[id]."""
-        return await self.request_json("GET", f"{resource_type}/{resource_id}", expect=resource_type)
+        return await self.request_json(
+            "GET", f"{resource_type}/{resource_id}", expect=resource_type
+        )
 
     async def search_pages(
         self, resource_type: str, params: Mapping[str, str | list[str]] | None = None
@@ -230,7 +386,10 @@ class FhirClient:
         if if_none_exist:
             headers["If-None-Exist"] = if_none_exist
         return await self.request_json(
-            "POST", resource["resourceType"], json_body=resource, headers=headers,
+            "POST",
+            resource["resourceType"],
+            json_body=resource,
+            headers=headers,
             expect=resource["resourceType"],
         )
 
@@ -249,7 +408,9 @@ class FhirClient:
 
     async def transaction(self, bundle: JSON, *, headers: Mapping[str, str] | None = None) -> JSON:
         """POST a transaction or batch Bundle to the base URL."""
-        return await self.request_json("POST", "", json_body=bundle, headers=headers, expect="Bundle")
+        return await self.request_json(
+            "POST", "", json_body=bundle, headers=headers, expect="Bundle"
+        )
 
 
 def next_link(bundle: JSON) -> str | None:
