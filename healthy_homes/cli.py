@@ -22,6 +22,7 @@ AREAS = (
     "healthy_homes.connector.cli",
     "healthy_homes.mock_server.cli",
     "healthy_homes.demo.cli",
+    "healthy_homes.keys.cli",
 )
 
 

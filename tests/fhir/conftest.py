@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from fhir_fakes import BASE, MakeClient, ScriptedServer, SleepRecorder
 
 from healthy_homes.clock import FixedClock
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.fhir.retry import RetryPolicy
+from tests.fhir.fhir_fakes import BASE, MakeClient, ScriptedServer, SleepRecorder
 
 
 @pytest.fixture

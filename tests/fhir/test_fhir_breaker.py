@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from fhir_fakes import MakeClient, ScriptedServer, bundle
 
 from healthy_homes.clock import FixedClock
 from healthy_homes.errors import CircuitOpenError, FhirStatusError, FhirTransportError
 from healthy_homes.fhir.breaker import BreakerState, CircuitBreaker
 from healthy_homes.fhir.retry import RetryPolicy
+from tests.fhir.fhir_fakes import MakeClient, ScriptedServer, bundle
 
 DOWN = httpx.Response(503, json={"resourceType": "OperationOutcome", "issue": []})
 UP = httpx.Response(200, json=bundle())

@@ -7,9 +7,9 @@ import uuid
 
 import httpx
 import pytest
-from fhir_fakes import BASE, MakeClient, ScriptedServer, bundle
 
 from healthy_homes.errors import FhirStatusError
+from tests.fhir.fhir_fakes import BASE, MakeClient, ScriptedServer, bundle
 
 OK = httpx.Response(200, json=bundle())
 NHS_NUMBER = "9990001234"

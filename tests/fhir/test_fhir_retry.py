@@ -8,11 +8,11 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
-from fhir_fakes import MakeClient, ScriptedServer, SleepRecorder, bundle
 
 from healthy_homes.clock import FixedClock
 from healthy_homes.errors import FhirResponseError, FhirStatusError, FhirTransportError
 from healthy_homes.fhir.retry import RetryPolicy, backoff_delay, is_idempotent
+from tests.fhir.fhir_fakes import MakeClient, ScriptedServer, SleepRecorder, bundle
 
 OK = httpx.Response(200, json=bundle())
 

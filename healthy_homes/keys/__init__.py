@@ -1,0 +1,1 @@
+"""``healthy-homes keys``: signing keys for SMART Backend Services."""
