@@ -31,7 +31,7 @@ DEFAULT_PATH = Path("healthy-homes.toml")
 def _settings_class(path: Path | None) -> type[BaseSettings]:
     """Build a settings class reading ``path`` then the environment."""
 
-    class _FileAndEnv(BaseSettings, Settings):  # type: ignore[misc]
+    class _FileAndEnv(BaseSettings, Settings):
         model_config = SettingsConfigDict(
             env_prefix=ENV_PREFIX,
             env_nested_delimiter="__",
@@ -97,3 +97,10 @@ def load_settings(path: Path | str | None = None, *, env: bool = True) -> Settin
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, source)) from None
+
+
+def resolve_settings(path: Path | None) -> Settings:
+    """Settings from ``path``, else $HEALTHY_HOMES_CONFIG, else ./healthy-homes.toml if present."""
+    if path is None and not os.environ.get(CONFIG_ENV) and DEFAULT_PATH.is_file():
+        path = DEFAULT_PATH
+    return load_settings(path)

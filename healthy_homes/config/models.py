@@ -56,6 +56,9 @@ class AuthConfig(_Strict):
     scope: str = "system/Patient.rs system/Condition.rs system/Appointment.rs system/Flag.cruds"
     client_cert_file: str | None = Field(default=None, description="client certificate (mtls)")
     client_key_file: str | None = Field(default=None, description="client key (mtls)")
+    ca_file: str | None = Field(
+        default=None, description="PEM bundle of CAs trusted for the server (mtls; else certifi)"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> AuthConfig:

@@ -1,0 +1,1 @@
+"""The connector: register sync, flag raising and referral delivery for each practice."""

@@ -1,0 +1,1 @@
+"""Consent: recording the patient's decision, and the gate every referral passes."""

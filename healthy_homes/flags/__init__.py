@@ -1,0 +1,1 @@
+"""Flags: who to prompt the clinician about, and the FHIR Flag in the record."""

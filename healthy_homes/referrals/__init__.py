@@ -1,0 +1,1 @@
+"""Referrals: the minimum dataset, creation from consent, and delivery."""

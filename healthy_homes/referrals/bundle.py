@@ -1,0 +1,144 @@
+"""The referral as a FHIR transaction (SDOH Clinical Care pattern).
+
+Patient, Consent, ServiceRequest (intent order, supportingInfo → Consent) and Task
+(status requested, focus → ServiceRequest). Every entry is a conditional create on
+our identifier, so a retry after a lost acknowledgement creates nothing new.
+See https://hl7.org/fhir/us/sdoh-clinicalcare/ for the pattern.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
+
+from healthy_homes.fhir.client import JSON
+from healthy_homes.fhir.resources import to_json
+from healthy_homes.fhir.systems import (
+    HH_CODES,
+    HH_CONSENT_ID,
+    HH_REFERRAL_ID,
+    NHS_NUMBER,
+    ODS_ORGANISATION,
+)
+from healthy_homes.referrals.dataset import MinimumDataset
+
+SNOMED = "http://snomed.info/sct"
+TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
+
+
+def _patient(ds: MinimumDataset) -> JSON:
+    address: JSON = {"use": "home", "line": ds.address_lines}
+    if ds.city:
+        address["city"] = ds.city
+    if ds.postcode:
+        address["postalCode"] = ds.postcode
+    patient: JSON = {
+        "resourceType": "Patient",
+        "identifier": [{"system": NHS_NUMBER, "value": ds.nhs_number}],
+        "name": [{"use": "official", "family": ds.family_name, "given": ds.given_name.split()}],
+        "address": [address],
+    }
+    if ds.birth_date:
+        patient["birthDate"] = ds.birth_date
+    if ds.phone:
+        patient["telecom"] = [{"system": "phone", "value": ds.phone}]
+    return to_json(Patient.model_validate(patient))
+
+
+def build_referral_transaction(
+    *,
+    referral_id: str,
+    dataset: MinimumDataset,
+    consent: JSON,
+    consent_id: str,
+    housing_ods: str | None,
+    housing_name: str,
+    authored: datetime,
+) -> JSON:
+    """The transaction Bundle that delivers one referral."""
+    patient_url, consent_url = f"urn:uuid:{referral_id}-p", f"urn:uuid:{referral_id}-c"
+    sr_url, task_url = f"urn:uuid:{referral_id}-s", f"urn:uuid:{referral_id}-t"
+    practice = {"identifier": {"system": ODS_ORGANISATION, "value": dataset.practice_ods}}
+    owner: JSON = {"display": housing_name}
+    if housing_ods:
+        owner["identifier"] = {"system": ODS_ORGANISATION, "value": housing_ods}
+    consent = {
+        **consent,
+        "patient": {"reference": patient_url},
+        "performer": [{"reference": patient_url}],
+    }
+    consent.pop("id", None)
+    consent.pop("meta", None)
+    ident = {"system": HH_REFERRAL_ID, "value": referral_id}
+    service_request = to_json(
+        ServiceRequest.model_validate(
+            {
+                "resourceType": "ServiceRequest",
+                "identifier": [ident],
+                "status": "active",
+                "intent": "order",
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": HH_CODES,
+                                "code": "housing-referral",
+                                "display": "Housing referral",
+                            }
+                        ]
+                    }
+                ],
+                "code": {"text": dataset.reason},
+                "subject": {"reference": patient_url},
+                "authoredOn": authored.isoformat(),
+                "requester": {**practice, "display": dataset.referrer},
+                "performer": [owner],
+                "supportingInfo": [{"reference": consent_url}],
+            }
+        )
+    )
+    task = to_json(
+        Task.model_validate(
+            {
+                "resourceType": "Task",
+                "identifier": [ident],
+                "status": "requested",
+                "intent": "order",
+                "code": {"coding": [{"system": TASK_CODE, "code": "fulfill"}]},
+                "focus": {"reference": sr_url},
+                "for": {"reference": patient_url},
+                "authoredOn": authored.isoformat(),
+                "requester": practice,
+                "owner": owner,
+            }
+        )
+    )
+    entries = [
+        (patient_url, _patient(dataset), f"identifier={NHS_NUMBER}|{dataset.nhs_number}"),
+        (consent_url, consent, f"identifier={HH_CONSENT_ID}|{consent_id}"),
+        (sr_url, service_request, f"identifier={HH_REFERRAL_ID}|{referral_id}"),
+        (task_url, task, f"identifier={HH_REFERRAL_ID}|{referral_id}"),
+    ]
+    bundle = Bundle.model_validate(
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "fullUrl": url,
+                    "resource": resource,
+                    "request": {
+                        "method": "POST",
+                        "url": resource["resourceType"],
+                        "ifNoneExist": condition,
+                    },
+                }
+                for url, resource, condition in entries
+            ],
+        }
+    )
+    return to_json(bundle)

@@ -1,0 +1,119 @@
+"""Forwarding a referral to the housing service, behind the consent gate."""
+
+from __future__ import annotations
+
+import logging
+
+from healthy_homes.clock import Clock
+from healthy_homes.config.models import HousingServiceConfig
+from healthy_homes.consent.fhir_consent import build_consent
+from healthy_homes.consent.gate import require_active_consent
+from healthy_homes.errors import DeliveryError, FhirError, ReferralError
+from healthy_homes.fhir.client import JSON, FhirClient
+from healthy_homes.fhir.resources import reference_id
+from healthy_homes.referrals.bundle import build_referral_transaction
+from healthy_homes.referrals.dataset import MinimumDataset
+from healthy_homes.store.db import Database
+from healthy_homes.store.models import Referral, ReferralStatus
+
+log = logging.getLogger(__name__)
+
+
+def _task_location(response: JSON) -> str | None:
+    for entry in response.get("entry") or []:
+        location = (entry.get("response") or {}).get("location") or ""
+        if location.startswith("Task/") or "/Task/" in location:
+            parts = location.split("/_history")[0].split("/")
+            return f"Task/{parts[-1]}"
+    return None
+
+
+async def forward_referral(
+    db: Database,
+    housing_client: FhirClient,
+    referral_id: str,
+    service: HousingServiceConfig,
+    clock: Clock,
+) -> Referral:
+    """Send one referral; refuse unless its consent is active at this very moment."""
+    with db.session() as session:
+        referral = session.get(Referral, referral_id)
+        if referral is None:
+            raise ReferralError(f"referral {referral_id} not found")
+        if referral.status == ReferralStatus.SENT:
+            return referral
+        if referral.status == ReferralStatus.CANCELLED:
+            raise ReferralError(
+                "referral was cancelled", referral=referral_id, practice=referral.practice_ods
+            )
+        consent = require_active_consent(
+            session,
+            referral.consent_id,
+            patient_id=referral.patient_id,
+            practice=referral.practice_ods,
+            referral=referral.id,
+        )
+        referral.attempts += 1
+        session.add(referral)
+    dataset = MinimumDataset.model_validate(referral.dataset)
+    consent_json = build_consent(
+        consent,
+        patient_reference="Patient/placeholder",
+        housing_ods=service.ods_code,
+        housing_name=service.name,
+    )
+    bundle = build_referral_transaction(
+        referral_id=referral.id,
+        dataset=dataset,
+        consent=consent_json,
+        consent_id=consent.id,
+        housing_ods=service.ods_code,
+        housing_name=service.name,
+        authored=referral.created_at,
+    )
+    try:
+        response = await housing_client.transaction(bundle)
+    except FhirError as exc:
+        _record_failure(db, referral.id, str(exc))
+        raise DeliveryError(
+            f"housing service {service.id} did not take the referral: {exc.message}",
+            retryable=exc.retryable,
+            practice=referral.practice_ods,
+            referral=referral.id,
+        ) from exc
+    task = _task_location(response)
+    with db.session() as session:
+        row = session.get(Referral, referral.id)
+        assert row is not None
+        row.status, row.sent_at, row.last_error = ReferralStatus.SENT, clock.now(), None
+        row.remote_task_url, row.task_status = task, "requested"
+        session.add(row)
+    log.info("referral delivered", extra={"referral": referral.id, "service": service.id})
+    return row
+
+
+def _record_failure(db: Database, referral_id: str, error: str) -> None:
+    with db.session() as session:
+        row = session.get(Referral, referral_id)
+        if row is not None:
+            row.last_error = error[:500]
+            session.add(row)
+
+
+async def refresh_status(db: Database, housing_client: FhirClient, referral_id: str) -> str | None:
+    """Read the housing service's Task and record its status (closing the loop)."""
+    with db.session() as session:
+        referral = session.get(Referral, referral_id)
+        if referral is None or not referral.remote_task_url:
+            return None
+        task_id = reference_id({"reference": referral.remote_task_url}, "Task")
+    if task_id is None:
+        return None
+    task = await housing_client.read("Task", task_id)
+    status = str(task.get("status"))
+    with db.session() as session:
+        row = session.get(Referral, referral_id)
+        assert row is not None
+        row.task_status = status
+        session.add(row)
+    return status

@@ -1,0 +1,134 @@
+"""Tables. Only what flags and referrals need is kept.
+
+Register membership holds the practice's own FHIR logical ids, never names or NHS
+numbers; the identifiable referral dataset exists only for consented patients.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from healthy_homes.store.types import UTCDateTime
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), **kwargs))
+
+
+class RegisterMembership(SQLModel, table=True):
+    """One patient on one register at one practice, as last seen on the practice server."""
+
+    __tablename__ = "register_membership"
+    __table_args__ = (UniqueConstraint("practice_ods", "register_name", "patient_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    practice_ods: str = Field(index=True, max_length=10)
+    register_name: str = Field(max_length=40)
+    patient_id: str = Field(index=True, max_length=64, description="practice FHIR logical id")
+    since: date | None = Field(default=None, description="earliest onset/recorded date seen")
+    condition_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    active: bool = True
+    updated_at: datetime = _ts(nullable=False)
+
+
+class FlagStatus(StrEnum):
+    """Where a flag is in its lifecycle."""
+
+    RAISED = "raised"
+    SHOWN = "shown"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    NOT_APPROPRIATE = "not-appropriate"
+    DISMISSED = "dismissed"
+    RETIRED = "retired"
+
+
+OPEN_FLAG_STATUSES = (FlagStatus.RAISED, FlagStatus.SHOWN)
+
+
+class FlagRecord(SQLModel, table=True):
+    """A prompt raised for a clinician; its id is our identifier on the FHIR Flag."""
+
+    __tablename__ = "flag"
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    practice_ods: str = Field(index=True, max_length=10)
+    patient_id: str = Field(index=True, max_length=64)
+    registers: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    rule_set_version: str = Field(max_length=40)
+    status: str = Field(default=FlagStatus.RAISED, max_length=20, index=True)
+    fhir_flag_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class ConsentDecision(StrEnum):
+    """What the patient decided."""
+
+    GIVEN = "given"
+    DECLINED = "declined"
+
+
+class ConsentRecord(SQLModel, table=True):
+    """A consent decision, mirrored as a FHIR Consent in the practice record."""
+
+    __tablename__ = "consent"
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    practice_ods: str = Field(index=True, max_length=10)
+    patient_id: str = Field(index=True, max_length=64)
+    flag_id: str | None = Field(default=None, foreign_key="flag.id", max_length=36)
+    decision: str = Field(max_length=20)
+    method: str = Field(default="verbal", max_length=20)
+    recorded_by: str = Field(max_length=120)
+    wording_version: str = Field(max_length=40)
+    reason: str | None = Field(default=None, max_length=500)
+    recorded_at: datetime = _ts(nullable=False)
+    withdrawn_at: datetime | None = _ts(nullable=True)
+    fhir_consent_id: str | None = Field(default=None, max_length=64)
+
+    @property
+    def is_active_permit(self) -> bool:
+        """Consent given and not withdrawn."""
+        return self.decision == ConsentDecision.GIVEN and self.withdrawn_at is None
+
+
+class ReferralStatus(StrEnum):
+    """Delivery state of a referral, from our side."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Referral(SQLModel, table=True):
+    """A consented referral to one housing service; its id is stable across retries."""
+
+    __tablename__ = "referral"
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    practice_ods: str = Field(index=True, max_length=10)
+    patient_id: str = Field(index=True, max_length=64)
+    consent_id: str = Field(foreign_key="consent.id", max_length=36)
+    flag_id: str | None = Field(default=None, foreign_key="flag.id", max_length=36)
+    housing_service_id: str = Field(max_length=64)
+    dataset: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str = Field(default=ReferralStatus.PENDING, max_length=20, index=True)
+    task_status: str | None = Field(default=None, max_length=20, description="remote Task status")
+    remote_task_url: str | None = Field(default=None, max_length=500)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts(nullable=False)
+    sent_at: datetime | None = _ts(nullable=True)
