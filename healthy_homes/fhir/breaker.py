@@ -11,7 +11,7 @@ import threading
 from datetime import datetime, timedelta
 
 from healthy_homes.clock import Clock, SystemClock
-from healthy_homes.errors import CircuitOpenError
+from healthy_homes.errors import CircuitOpenError, FhirError, FhirResponseError, FhirStatusError
 
 
 class BreakerState(enum.Enum):
@@ -86,6 +86,15 @@ class CircuitBreaker:
                 self._state = BreakerState.OPEN
                 self._opened_at = self._clock.now()
             self._probing = False
+
+    def record_error(self, exc: FhirError) -> None:
+        """Judge a failed call by what it says about the server's health."""
+        if exc.retryable:
+            self.record_failure()
+        elif isinstance(exc, FhirStatusError | FhirResponseError):
+            self.record_success()  # the server is up; it just said no
+        else:
+            self.release()  # e.g. our token endpoint refused us: no news about the server
 
     def release(self) -> None:
         """A call ended with no verdict (cancelled): let another trial through."""

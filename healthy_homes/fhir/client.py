@@ -8,9 +8,7 @@ models would dominate sync time. Resources we *write* are built and validated wi
 from __future__ import annotations
 
 import json
-import logging
 import random
-import re
 import ssl
 import time
 import uuid
@@ -18,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import httpx
 
@@ -30,6 +28,7 @@ from healthy_homes.errors import (
     FhirTransportError,
 )
 from healthy_homes.fhir.breaker import CircuitBreaker
+from healthy_homes.fhir.observe import attempt_status, log_attempt, redact, safe_url
 from healthy_homes.fhir.retry import (
     Retrier,
     RetryPolicy,
@@ -39,8 +38,6 @@ from healthy_homes.fhir.retry import (
     should_retry,
 )
 
-log = logging.getLogger(__name__)
-
 FHIR_JSON = "application/fhir+json"
 DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -48,20 +45,6 @@ REQUEST_ID = "X-Request-Id"
 
 JSON = dict[str, Any]
 T = TypeVar("T")
-
-# Some servers use the NHS number as the Patient id; keep it out of logs and errors.
-_NHS_NUMBER_LIKE = re.compile(r"(?<!\d)\d{10}(?!\d)")
-
-
-def redact(text: str) -> str:
-    """Text with anything shaped like an NHS number masked."""
-    return _NHS_NUMBER_LIKE.sub("[redacted]", text)
-
-
-def safe_url(url: str) -> str:
-    """A URL fit for logs and errors: no query string (queries can hold NHS numbers)."""
-    parts = urlsplit(url)
-    return redact(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))
 
 
 def _diagnostics(response: httpx.Response) -> str | None:
@@ -75,13 +58,6 @@ def _diagnostics(response: httpx.Response) -> str | None:
         diag = issues[0].get("diagnostics") or issues[0].get("details", {}).get("text")
         return redact(str(diag)) if diag else None
     return None
-
-
-def _outcome(exc: FhirError, status: str) -> str:
-    """What to log as an attempt's status: the HTTP code, or the kind of failure."""
-    if isinstance(exc, FhirStatusError):
-        return str(exc.status_code)
-    return f"{status} {type(exc).__name__}" if status != "-" else type(exc).__name__
 
 
 class FhirClient:
@@ -180,9 +156,11 @@ class FhirClient:
     ) -> T:
         """Run the attempts of one logical call; ``parse`` failures count as attempts too."""
         all_headers = dict(headers or {})
+        given = [v for k, v in all_headers.items() if k.lower() == REQUEST_ID.lower()]
         # One id per logical call, kept across retries so a receiver can spot a repeat.
-        if not any(name.lower() == REQUEST_ID.lower() for name in all_headers):
-            all_headers[REQUEST_ID] = str(uuid.uuid4())
+        request_id = given[0] if given else str(uuid.uuid4())
+        if not given:
+            all_headers[REQUEST_ID] = request_id
         content = None
         if json_body is not None:
             content = json.dumps(json_body, separators=(",", ":")).encode()
@@ -200,8 +178,8 @@ class FhirClient:
                 status = str(response.status_code)
                 result = parse(response)
             except FhirError as exc:
-                status = _outcome(exc, status)
-                self._judge(exc)
+                status = attempt_status(exc, status)
+                self.breaker.record_error(exc)
                 raise
             except BaseException:
                 self.breaker.release()
@@ -210,54 +188,20 @@ class FhirClient:
                 self.breaker.record_success()
                 return result
             finally:
-                self._log(method, target, status, number, started, all_headers)
+                log_attempt(
+                    practice=self.practice,
+                    method=method,
+                    url=target,
+                    status=status,
+                    attempt=number,
+                    started=started,
+                    request_id=request_id,
+                )
 
         return await self._retrier.run(
             attempt,
             retry_if=lambda exc: should_retry(exc, method=method, idempotent=idempotent),
             label=f"fhir {method} {safe_url(target)}",
-        )
-
-    def _judge(self, exc: FhirError) -> None:
-        """Tell the breaker what a failed attempt says about the server's health."""
-        if exc.retryable:
-            self.breaker.record_failure()
-        elif isinstance(exc, FhirStatusError | FhirResponseError):
-            self.breaker.record_success()  # the server is up; it just said no
-        else:
-            self.breaker.release()
-
-    def _log(
-        self,
-        method: str,
-        target: str,
-        status: str,
-        attempt: int,
-        started: float,
-        headers: Mapping[str, str],
-    ) -> None:
-        request_id = next(v for k, v in headers.items() if k.lower() == REQUEST_ID.lower())
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        path = redact(urlsplit(target).path)
-        ok = status.isdigit() and int(status) < 400
-        log.log(
-            logging.DEBUG if ok else logging.INFO,
-            "fhir %s %s -> %s attempt=%d %.0fms request_id=%s",
-            method,
-            path,
-            status,
-            attempt,
-            elapsed_ms,
-            request_id,
-            extra={
-                "request_id": request_id,
-                "practice": self.practice,
-                "http_method": method,
-                "path": path,
-                "status": status,
-                "attempt": attempt,
-                "duration_ms": round(elapsed_ms, 1),
-            },
         )
 
     async def _send(
