@@ -1,0 +1,1 @@
+pytest_plugins = ["healthy_homes.mock_server.pytest_plugin"]
