@@ -9,6 +9,7 @@ request is ``invalid_request`` (400), per RFC 6749 §5.2.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections.abc import Mapping
@@ -262,6 +263,20 @@ class MockAuth:
         if issued.expires_at <= self.clock.now():
             return "expired"
         return None
+
+
+def mock_auth_from_files(
+    registrations: list[str], *, token_lifetime: int = 300, clock: Clock | None = None
+) -> MockAuth:
+    """A MockAuth from ``CLIENT_ID=path/to/jwks.json`` strings (the CLI's flags)."""
+    auth = MockAuth(token_lifetime=token_lifetime, clock=clock)
+    for item in registrations:
+        client_id, sep, path = item.partition("=")
+        if not sep or not client_id or not path:
+            raise ValueError(f"expected CLIENT_ID=path/to/jwks.json, got {item!r}")
+        with open(path, encoding="utf-8") as handle:
+            auth.register_client(client_id, json.load(handle))
+    return auth
 
 
 def _find_key(registered: Mapping[str, Any], kid: object, alg: str, client_id: str) -> Any:

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 
+from healthy_homes.mock_server.auth import mock_auth_from_files
 from healthy_homes.mock_server.server import build_server
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default="practice",
         help="practice: a seeded GP system; housing: an empty referral inbox",
     )
+    parser.add_argument(
+        "--register-client",
+        action="append",
+        default=[],
+        metavar="ID=JWKS_FILE",
+        help="require SMART Backend Services tokens; register a client's public JWKS (repeat)",
+    )
+    parser.add_argument(
+        "--token-lifetime", type=int, default=300, help="access token lifetime in s (default 300)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -46,6 +57,15 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         return 2
     started = time.perf_counter()
     patients = args.patients if args.mode == "practice" else 0
+    try:
+        auth = (
+            mock_auth_from_files(args.register_client, token_lifetime=args.token_lifetime)
+            if args.register_client
+            else None
+        )
+    except (OSError, ValueError) as exc:
+        print(f"mock-server: --register-client: {exc}")
+        return 2
     server = build_server(
         patients=patients,
         seed=args.seed,
@@ -53,6 +73,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         host=args.host,
         port=args.port,
         ods_code=args.ods_code,
+        auth=auth,
     )
     loaded = time.perf_counter() - started
     try:
@@ -64,6 +85,8 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     print(f"Mock FHIR server ({args.mode}): {count} resources loaded in {loaded:.1f} s")
     print(f"  FHIR base:          {server.base_url}")
     print(f"  CapabilityStatement {server.base_url}/metadata")
+    if auth is not None:
+        print(f"  Token endpoint:     {server.url}/auth/token (bearer tokens required)")
     print("Press Ctrl-C to stop.", flush=True)
     waiter = stop or threading.Event()
     try:

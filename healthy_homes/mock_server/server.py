@@ -9,7 +9,7 @@ from types import TracebackType
 from fastapi import FastAPI
 
 from healthy_homes.clock import Clock, SystemClock
-from healthy_homes.mock_server.app import Mode, create_app
+from healthy_homes.mock_server.app import AuthExtension, Mode, create_app
 from healthy_homes.mock_server.generator import seed_store
 from healthy_homes.mock_server.routes import FHIR_BASE
 from healthy_homes.mock_server.store import MockStore
@@ -61,11 +61,12 @@ def build_server(
     host: str = "127.0.0.1",
     port: int = 0,
     ods_code: str = "A12345",
+    auth: AuthExtension | None = None,
 ) -> RunningMockServer:
     """A not-yet-started server, seeded with a generated practice when ``patients`` > 0."""
     clock = clock or SystemClock()
     store = MockStore(clock)
     if patients:
         seed_store(store, patients, seed, today or clock.now().date(), ods_code)
-    app = create_app(store, mode=mode)
+    app = create_app(store, mode=mode, auth=auth)
     return RunningMockServer(app, store, ServerThread(app, host, port))

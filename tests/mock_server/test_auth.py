@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +17,8 @@ from fastapi import FastAPI
 from healthy_homes.clock import FixedClock
 from healthy_homes.fhir.keys import PrivateKey, generate_private_key, public_jwks, thumbprint_kid
 from healthy_homes.mock_server.app import create_app
-from healthy_homes.mock_server.auth import CLIENT_ASSERTION_TYPE, MockAuth
+from healthy_homes.mock_server.auth import CLIENT_ASSERTION_TYPE, MockAuth, mock_auth_from_files
+from healthy_homes.mock_server.server import build_server
 
 CLIENT_ID = "healthy-homes-connector"
 TOKEN_URL = "http://testserver/auth/token"
@@ -281,3 +284,30 @@ async def test_without_auth_the_mock_server_stays_open(clock: FixedClock) -> Non
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         assert (await http.get("/fhir/Patient")).status_code == 200
         assert (await http.post("/auth/token", data={})).status_code == 404
+
+
+def test_cli_registrations_load_jwks_files(
+    tmp_path: Path, es_key: PrivateKey, clock: FixedClock
+) -> None:
+    jwks_file = tmp_path / "connector.jwks.json"
+    jwks_file.write_text(json.dumps(public_jwks(es_key)))
+    auth = mock_auth_from_files([f"{CLIENT_ID}={jwks_file}"], token_lifetime=120, clock=clock)
+    issued = auth.grant(form(assertion(es_key, clock)), TOKEN_URL)
+    assert (issued.client_id, issued.scope) == (CLIENT_ID, SCOPE)
+    assert issued.expires_at == clock.now() + timedelta(seconds=120)
+    with pytest.raises(ValueError, match=r"CLIENT_ID=path/to/jwks\.json"):
+        mock_auth_from_files([str(jwks_file)])
+
+
+@pytest.mark.e2e
+def test_built_server_with_auth_guards_its_loopback_port(
+    es_key: PrivateKey, clock: FixedClock
+) -> None:
+    auth = MockAuth({CLIENT_ID: public_jwks(es_key)}, clock=clock)
+    with build_server(patients=5, clock=clock, auth=auth) as server:
+        token_url = f"{server.url}/auth/token"
+        signed = assertion(es_key, clock, aud=token_url)
+        token = httpx.post(token_url, data=form(signed)).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{server.base_url}/Patient", headers=headers).status_code == 200
+        assert httpx.get(f"{server.base_url}/Patient").status_code == 401
