@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 
 from healthy_homes.clock import Clock
+from healthy_homes.mock_server.extensions import with_defaults
 from healthy_homes.mock_server.outcome import FhirHttpError, operation_outcome
 from healthy_homes.mock_server.routes import FHIR_BASE, fhir_response, router
 from healthy_homes.mock_server.store import MockStore
@@ -107,7 +108,8 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected)
     if auth is not None:
         auth.install(app)
-    for extension in extensions:
+    # Bulk export, /admin/load, fault injection and (housing mode) Task timelines.
+    for extension in with_defaults(mode, extensions):
         extension.install(app)
     for extra in routers:
         app.include_router(extra)

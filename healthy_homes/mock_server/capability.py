@@ -61,8 +61,10 @@ def capability_statement(base_url: str, mode: str, date: str) -> JSON:
                 "documentation": (
                     "Search is strict: unknown or unsupported parameters answer 400 unless "
                     "the request says 'Prefer: handling=lenient'. Paging is stable: each "
-                    "next link reads the snapshot taken at the first page. _sort supports "
-                    "_lastUpdated and -_lastUpdated; _summary supports count."
+                    "next link reads the snapshot taken at the first page, and every page's "
+                    "Bundle.meta.lastUpdated is that snapshot's instant (use it as the next "
+                    "_lastUpdated=gt watermark). _sort supports _lastUpdated and "
+                    "-_lastUpdated; _summary supports count. No search cache."
                 ),
                 "resource": [_resource(t) for t in SEARCH_PARAMS],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],

@@ -147,12 +147,12 @@ def search(
     query = parse_search(type_, pairs, base_url=base_url, lenient=lenient)
     with store.lock:
         snapshot = store.snapshot()
+        now = store.snapshot_time()
         want_total = query.total in ("accurate", "estimate") or query.count == 0
         page = run_page(store, query, snapshot=snapshot, want_total=want_total)
-        now = store.snapshot_time()
     token = None
     if page.next_cursor is not None:
-        token = PageToken(type_, pairs, snapshot, page.next_cursor, page.total, lenient)
+        token = PageToken(type_, pairs, snapshot, now, page.next_cursor, page.total, lenient)
     return searchset(
         base=base_url, query=query, page=page, self_url=self_url, next_token=token, now_us=now
     )
@@ -169,18 +169,24 @@ def next_page(store: MockStore, raw_token: str, *, base_url: str, self_url: str)
         if token.snapshot > store.snapshot():
             raise FhirHttpError(400, "page token refers to a state this server never had")
         page = run_page(store, query, snapshot=token.snapshot, cursor=token.cursor)
-        now = store.snapshot_time()
     page.total = token.total
     next_token = None
     if page.next_cursor is not None:
         next_token = PageToken(
-            token.type, token.pairs, token.snapshot, page.next_cursor, token.total, token.lenient
+            token.type,
+            token.pairs,
+            token.snapshot,
+            token.snapshot_ts,
+            page.next_cursor,
+            token.total,
+            token.lenient,
         )
+    # Every page carries the snapshot's instant: the poller's next watermark.
     return searchset(
         base=base_url,
         query=query,
         page=page,
         self_url=self_url,
         next_token=next_token,
-        now_us=now,
+        now_us=token.snapshot_ts,
     )

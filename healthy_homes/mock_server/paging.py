@@ -35,6 +35,7 @@ class PageToken:
     type: str
     pairs: list[tuple[str, str]]
     snapshot: int
+    snapshot_ts: int
     cursor: int | None
     total: int | None
     lenient: bool
@@ -42,7 +43,15 @@ class PageToken:
     def encode(self) -> str:
         """An opaque URL-safe string."""
         raw = jsonio.dumps(
-            [self.type, self.pairs, self.snapshot, self.cursor, self.total, self.lenient]
+            [
+                self.type,
+                self.pairs,
+                self.snapshot,
+                self.snapshot_ts,
+                self.cursor,
+                self.total,
+                self.lenient,
+            ]
         )
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -51,11 +60,12 @@ class PageToken:
         """Parse a token; raise QueryError when it is not one of ours."""
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            type_, pairs, snapshot, cursor, total, lenient = jsonio.loads(raw)
+            type_, pairs, snapshot, snapshot_ts, cursor, total, lenient = jsonio.loads(raw)
             return cls(
                 str(type_),
                 [(str(k), str(v)) for k, v in pairs],
                 int(snapshot),
+                int(snapshot_ts),
                 None if cursor is None else int(cursor),
                 None if total is None else int(total),
                 bool(lenient),

@@ -304,6 +304,11 @@ def string_values(resource: dict[str, Any], param: SearchParam) -> Iterator[str]
 
 def _leaves(node: Any, parts: tuple[str, ...]) -> list[Any]:
     """Values at a dotted path, flattening lists (a loop: this runs on every write)."""
+    if len(parts) == 1:
+        value = node.get(parts[0]) if isinstance(node, dict) else None
+        if value is None:
+            return []
+        return value if isinstance(value, list) else [value]
     current = [node]
     for part in parts:
         step = []

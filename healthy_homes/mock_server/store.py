@@ -161,14 +161,13 @@ class MockStore:
         number = prev.version + 1 if prev is not None else 1
         body = b""
         if resource is not None:
-            meta = {
-                k: v
-                for k, v in (resource.get("meta") or {}).items()
-                if k not in ("versionId", "lastUpdated")
-            }
-            meta = {"versionId": str(number), "lastUpdated": format_instant(ts), **meta}
-            stored = {"resourceType": type_, "id": id_, "meta": meta}
-            stored.update((k, v) for k, v in resource.items() if k not in stored)
+            meta = {"versionId": str(number), "lastUpdated": format_instant(ts)}
+            given = resource.get("meta")
+            if given:
+                meta = {**given, **meta}
+            # resourceType, id and meta first; the client's values for them are replaced
+            stored = {"resourceType": type_, "id": id_, "meta": meta, **resource}
+            stored["id"], stored["meta"] = id_, meta
             body = jsonio.dumps_for_storage(stored)
         version = Version(seq, type_, id_, number, ts, body, deleted, prev)
         if prev is not None:
@@ -283,8 +282,14 @@ class MockStore:
     # -- search support (callers hold ``lock``) ------------------------------------
 
     def snapshot_time(self) -> int:
-        """The current time in microseconds, never before the latest write."""
-        return max(to_us(self.clock.now()), self._last_ts)
+        """Now in microseconds: not before the latest write, and before every later one.
+
+        A searchset's ``meta.lastUpdated`` is this instant, so a poller can use it as
+        its ``_lastUpdated=gt`` watermark without missing or repeating a write.
+        """
+        with self.lock:
+            self._last_ts = max(to_us(self.clock.now()), self._last_ts)
+            return self._last_ts
 
     def snapshot(self) -> int:
         """The sequence number of the latest write (-1 when empty)."""
