@@ -127,7 +127,9 @@ def should_retry(exc: BaseException, *, method: str, idempotent: bool) -> bool:
     if not isinstance(exc, FhirError) or not exc.retryable:
         return False
     if isinstance(exc, FhirResponseError):
-        # A garbled answer to a write means the write happened; only re-read reads.
+        # A garbled answer to a write means the write happened. Repeat reads, and POSTs
+        # that are idempotent (search, conditional create), but not a PUT: its If-Match
+        # would now fail with 412 although the update went through.
         return method.upper() in READ_METHODS or (idempotent and method.upper() == "POST")
     if idempotent:
         return True
