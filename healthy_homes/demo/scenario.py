@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from sqlmodel import select
 
 from healthy_homes.clock import Clock, SystemClock
 from healthy_homes.config.models import (
@@ -126,7 +127,9 @@ class Demo:
         settings, clock = self.settings, self.clock
         run = await run_once(settings, self.db, clock)
         with self.db.session() as session:
-            flags = list(session.query(FlagRecord).filter_by(status=FlagStatus.RAISED))
+            flags = list(
+                session.exec(select(FlagRecord).where(FlagRecord.status == FlagStatus.RAISED))
+            )
         result = DemoResult(run=run, flagged=sorted(f.patient_id for f in flags))
         service = settings.housing_services[0]
         recipient = Recipient(service.name, service.ods_code)

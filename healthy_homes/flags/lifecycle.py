@@ -16,7 +16,6 @@ from healthy_homes.registers.definitions import RegisterDefinition
 from healthy_homes.registers.membership import active_members
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import (
-    OPEN_FLAG_STATUSES,
     FlagRecord,
     FlagStatus,
     Referral,
@@ -36,12 +35,16 @@ class FlagReport:
 
 
 def _busy_patients(db: Database, practice: str) -> set[str]:
-    """Patients with an open flag or a live referral: never flagged again meanwhile."""
+    """Patients with a flag not yet retired, or a live referral: never flagged again meanwhile.
+
+    A flag with an outcome (declined, dismissed) keeps suppressing until it is retired,
+    so a patient who said no is not asked again at the next sync.
+    """
     with db.session() as session:
         flagged = session.exec(
             select(FlagRecord.patient_id).where(
                 FlagRecord.practice_ods == practice,
-                col(FlagRecord.status).in_([s.value for s in OPEN_FLAG_STATUSES]),
+                FlagRecord.status != FlagStatus.RETIRED.value,
             )
         ).all()
         referred = session.exec(

@@ -49,6 +49,11 @@ def _patient(ds: MinimumDataset) -> JSON:
     return to_json(Patient.model_validate(patient))
 
 
+def patient_full_url(referral_id: str) -> str:
+    """The transaction-local URL of the referral's Patient entry."""
+    return f"urn:uuid:{referral_id}-p"
+
+
 def build_referral_transaction(
     *,
     referral_id: str,
@@ -59,20 +64,16 @@ def build_referral_transaction(
     housing_name: str,
     authored: datetime,
 ) -> JSON:
-    """The transaction Bundle that delivers one referral."""
-    patient_url, consent_url = f"urn:uuid:{referral_id}-p", f"urn:uuid:{referral_id}-c"
+    """The transaction Bundle that delivers one referral.
+
+    ``consent`` must refer to the patient as :func:`patient_full_url`.
+    """
+    patient_url, consent_url = patient_full_url(referral_id), f"urn:uuid:{referral_id}-c"
     sr_url, task_url = f"urn:uuid:{referral_id}-s", f"urn:uuid:{referral_id}-t"
     practice = {"identifier": {"system": ODS_ORGANISATION, "value": dataset.practice_ods}}
     owner: JSON = {"display": housing_name}
     if housing_ods:
         owner["identifier"] = {"system": ODS_ORGANISATION, "value": housing_ods}
-    consent = {
-        **consent,
-        "patient": {"reference": patient_url},
-        "performer": [{"reference": patient_url}],
-    }
-    consent.pop("id", None)
-    consent.pop("meta", None)
     ident = {"system": HH_REFERRAL_ID, "value": referral_id}
     service_request = to_json(
         ServiceRequest.model_validate(

@@ -11,7 +11,7 @@ from healthy_homes.consent.gate import require_active_consent
 from healthy_homes.errors import DeliveryError, FhirError, ReferralError
 from healthy_homes.fhir.client import JSON, FhirClient
 from healthy_homes.fhir.resources import reference_id
-from healthy_homes.referrals.bundle import build_referral_transaction
+from healthy_homes.referrals.bundle import build_referral_transaction, patient_full_url
 from healthy_homes.referrals.dataset import MinimumDataset
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import Referral, ReferralStatus
@@ -58,7 +58,7 @@ async def forward_referral(
     dataset = MinimumDataset.model_validate(referral.dataset)
     consent_json = build_consent(
         consent,
-        patient_reference="Patient/placeholder",
+        patient_reference=patient_full_url(referral.id),
         housing_ods=service.ods_code,
         housing_name=service.name,
     )

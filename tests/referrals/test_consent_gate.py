@@ -71,9 +71,9 @@ def _referral(db: Database, decision: ConsentDecision, consent_patient: str = "p
             dataset=DATASET,
             created_at=NOW,
         )
-        session.add(flag)
-        session.add(consent)
-        session.add(referral)
+        for row in (flag, consent, referral):  # no ORM relationships: insert in FK order
+            session.add(row)
+            session.flush()
     return referral.id
 
 
