@@ -4,7 +4,8 @@ Hook points for later features (fault injection, bulk export, SMART auth, housin
 timelines): pass ``middleware`` (Starlette ``Middleware``), ``routers`` or
 ``extensions`` (anything with ``install(app)``) to :func:`create_app`, an ``auth``
 object that also supplies ``middleware()``, or subscribe to writes with
-``app.state.store.add_listener``. Extension routes are installed before the FHIR
+``app.state.store.add_listener``. An extension that adds interactions appends a
+callable to ``app.state.capability_hooks`` to amend the CapabilityStatement. Extension routes are installed before the FHIR
 routes, so ``/fhir/Group/{id}/$export`` wins over ``/fhir/{type}/{id}``.
 """
 
@@ -102,6 +103,8 @@ def create_app(
     app.state.store = store
     app.state.mode = mode
     app.state.fhir_base = FHIR_BASE
+    #: Callables that amend the CapabilityStatement dict for what an extension adds.
+    app.state.capability_hooks = []
     app.add_exception_handler(FhirHttpError, _fhir_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -88,7 +88,11 @@ async def metadata(request: Request) -> Response:
     """The CapabilityStatement."""
     store = _store(request)
     now = format_instant(store.snapshot_time())
-    return fhir_response(capability_statement(base_url(request), request.app.state.mode, now))
+    statement = capability_statement(base_url(request), request.app.state.mode, now)
+    # Extensions (bulk export, auth, ...) describe what they add, so it stays truthful.
+    for hook in getattr(request.app.state, "capability_hooks", ()):
+        hook(statement)
+    return fhir_response(statement)
 
 
 @router.post("")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 from fhir.resources.R4B import get_fhir_model_class
 
+from healthy_homes.mock_server.app import create_app
 from healthy_homes.mock_server.params import SEARCH_PARAMS
+from healthy_homes.mock_server.store import MockStore
 
 FHIR_JSON = "application/fhir+json"
 
@@ -131,3 +133,22 @@ async def test_delete_then_read_gives_410(client: httpx.AsyncClient) -> None:
     fid = r.json()["id"]
     assert (await client.delete(f"Flag/{fid}")).status_code == 204
     assert (await client.get(f"Flag/{fid}")).status_code == 410
+
+
+async def test_capability_hooks_let_extensions_describe_themselves(store: MockStore) -> None:
+    from fastapi import FastAPI
+
+    class Export:
+        def install(self, app: FastAPI) -> None:
+            def hook(statement: dict) -> None:
+                statement["rest"][0].setdefault("operation", []).append(
+                    {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/x"}
+                )
+
+            app.state.capability_hooks.append(hook)
+
+    app = create_app(store, extensions=[Export()])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t/fhir/") as c:
+        cs = (await c.get("metadata")).json()
+    assert any(op["name"] == "export" for op in cs["rest"][0]["operation"])
