@@ -5,8 +5,9 @@ timelines): pass ``middleware`` (Starlette ``Middleware``), ``routers`` or
 ``extensions`` (anything with ``install(app)``) to :func:`create_app`, an ``auth``
 object that also supplies ``middleware()``, or subscribe to writes with
 ``app.state.store.add_listener``. An extension that adds interactions appends a
-callable to ``app.state.capability_hooks`` to amend the CapabilityStatement. Extension routes are installed before the FHIR
-routes, so ``/fhir/Group/{id}/$export`` wins over ``/fhir/{type}/{id}``.
+callable to ``app.state.capability_hooks`` to amend the CapabilityStatement.
+Extension routes are installed before the FHIR routes, so
+``/fhir/Group/{id}/$export`` wins over ``/fhir/{type}/{id}``.
 """
 
 from __future__ import annotations
