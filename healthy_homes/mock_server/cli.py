@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 
+from healthy_homes.mock_server import cli_options
 from healthy_homes.mock_server.auth import mock_auth_from_files
 from healthy_homes.mock_server.server import build_server
 
@@ -47,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--token-lifetime", type=int, default=300, help="access token lifetime in s (default 300)"
     )
+    cli_options.add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         ods_code=args.ods_code,
         auth=auth,
     )
+    notes = cli_options.configure(server, args)  # faults, --load, timeline, export
     loaded = time.perf_counter() - started
     try:
         server.start()
@@ -87,6 +90,8 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     print(f"  CapabilityStatement {server.base_url}/metadata")
     if auth is not None:
         print(f"  Token endpoint:     {server.url}/auth/token (bearer tokens required)")
+    for line in (*cli_options.endpoints(server, args.mode), *notes):
+        print(line)
     print("Press Ctrl-C to stop.", flush=True)
     waiter = stop or threading.Event()
     try:
