@@ -41,6 +41,7 @@ _PARAMS = frozenset({"_outputFormat", "_since", "_type", "_elements", "_typeFilt
 COMPARTMENT = {
     t: p for t, ps in SEARCH_PARAMS.items() if (p := ps.get("patient")) and "Patient" in p.targets
 }
+_BULK = "http://hl7.org/fhir/uv/bulkdata"
 _FILTER_SPLIT = re.compile(r",(?=[A-Z][A-Za-z]+\?)")
 
 
@@ -77,6 +78,7 @@ class BulkExports:
         """Serve bulk export (before the FHIR routes, so ``$export`` is not a type)."""
         app.state.bulk = self
         app.include_router(router)
+        app.state.capability_hooks.append(_describe)
 
     def add(self, job: ExportJob) -> None:
         """Keep a new job."""
@@ -96,6 +98,21 @@ class BulkExports:
         with self._lock:
             if self._jobs.pop(job_id, None) is None:
                 raise FhirHttpError(404, "no such export")
+
+
+def _describe(statement: dict[str, Any]) -> None:
+    """Say in the CapabilityStatement that the export operations are served."""
+    statement.setdefault("instantiates", []).append(f"{_BULK}/CapabilityStatement/bulk-data")
+    rest = statement["rest"][0]
+    rest.setdefault("operation", []).append(
+        {"name": "export", "definition": f"{_BULK}/OperationDefinition/export"}
+    )
+    for resource in rest["resource"]:
+        name = {"Patient": "patient-export", "Group": "group-export"}.get(resource["type"])
+        if name:
+            resource.setdefault("operation", []).append(
+                {"name": "export", "definition": f"{_BULK}/OperationDefinition/{name}"}
+            )
 
 
 def exports_of(app: FastAPI) -> BulkExports:

@@ -235,3 +235,16 @@ def test_exports_are_configurable_as_an_extension(seeded: MockStore) -> None:
     exports = BulkExports(polls=3)
     app = create_app(seeded, extensions=[exports])
     assert exports_of(app) is exports
+
+
+async def test_capability_statement_lists_the_export_operations(bulk: httpx.AsyncClient) -> None:
+    statement = (await bulk.get("metadata")).json()
+    bulk_data = "http://hl7.org/fhir/uv/bulkdata"
+    assert f"{bulk_data}/CapabilityStatement/bulk-data" in statement["instantiates"]
+    rest = statement["rest"][0]
+    assert {"name": "export", "definition": f"{bulk_data}/OperationDefinition/export"} in rest[
+        "operation"
+    ]
+    by_type = {r["type"]: r for r in rest["resource"]}
+    assert by_type["Group"]["operation"][0]["definition"].endswith("/group-export")
+    assert by_type["Patient"]["operation"][0]["definition"].endswith("/patient-export")
