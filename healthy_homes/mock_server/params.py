@@ -41,7 +41,18 @@ def _p(
     return SearchParam(name, type_, paths, targets, doc)
 
 
-_ANY = ("Patient", "Group", "Organization", "Practitioner", "Location", "Device")
+_ANY = (
+    "Patient",
+    "Group",
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "RelatedPerson",
+    "CareTeam",
+    "HealthcareService",
+    "Location",
+    "Device",
+)
 _IDENT = _p("identifier", "token", "identifier")
 
 
@@ -121,7 +132,7 @@ _TABLE: dict[str, list[SearchParam]] = {
         _p("category", "token", "category"),
         _p("authored", "date", "authoredOn"),
         _p("requester", "reference", "requester", targets=_ANY),
-        _p("performer", "reference", "performer", targets=(*_ANY, "HealthcareService")),
+        _p("performer", "reference", "performer", targets=_ANY),
     ],
     "Task": [
         _IDENT,

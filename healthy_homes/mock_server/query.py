@@ -131,7 +131,11 @@ def _criterion(type_: str, name: str, modifier: str | None, raw: str, base_url: 
     elif param.type == "reference":
         for value in values:
             ref = normalise_reference(value, base_url)
-            if "/" in ref:
+            if "/" in ref and not ref.startswith(("http://", "https://", "urn:")):
+                if ref.split("/", 1)[0] not in param.targets:
+                    raise QueryError(f"{type_}.{name} cannot point at {ref.split('/', 1)[0]}")
+                crit.refs.add(ref)
+            elif "/" in ref:
                 crit.refs.add(ref)
             else:
                 crit.refs.update(f"{t}/{ref}" for t in (target_type,) if t)

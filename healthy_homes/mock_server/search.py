@@ -243,9 +243,10 @@ def _includes(
     for version in matches:
         resource = version.resource()
         for inc in query.includes:
+            targets = (inc.target,) if inc.target else inc.param.targets
             for ref in reference_values(resource, inc.param):
                 type_, _, id_ = ref.partition("/")
-                if ref in seen or (inc.target and type_ != inc.target) or "/" in id_:
+                if ref in seen or type_ not in targets or "/" in id_:
                     continue
                 found = store.version_at(type_, id_, snapshot)
                 if found is not None:
