@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import threading
 import time
 
@@ -94,6 +95,10 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         print(line)
     print("Press Ctrl-C to stop.", flush=True)
     waiter = stop or threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # A service manager stops us with SIGTERM: finish requests, then exit 0.
+        previous = signal.signal(signal.SIGTERM, lambda *_: waiter.set())
     try:
         while not waiter.wait(0.5):
             pass
@@ -101,4 +106,6 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         print("stopping")
     finally:
         server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
