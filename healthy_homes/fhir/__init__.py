@@ -1,5 +1,5 @@
-"""FHIR R4 plumbing: the async client, auth, paging and resource helpers."""
+"""FHIR R4 plumbing: the async client (``fhir.client``), auth, paging and resource helpers.
 
-from healthy_homes.fhir.client import FhirClient
-
-__all__ = ["FhirClient"]
+Nothing is imported here, so that importing ``healthy_homes.fhir.systems`` (as the mock
+server does) does not pull in the client.
+"""
