@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from healthy_homes.store.types import UTCDateTime
@@ -132,3 +132,110 @@ class Referral(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = _ts(nullable=True)
+
+
+# -- register sync state (migration 0002) ------------------------------------------
+
+
+class SyncState(SQLModel, table=True):
+    """Where reading one stream of one practice stands: its watermark and last outcome.
+
+    ``stream`` is a register name, ``patients`` or ``appointments``. The watermark is
+    the server's own ``meta.lastUpdated`` (or bulk ``transactionTime``), never our
+    clock; ``fingerprint`` says which register definition it was read with.
+    """
+
+    __tablename__ = "sync_state"
+    __table_args__ = (UniqueConstraint("practice_ods", "stream"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    practice_ods: str = Field(index=True, max_length=10)
+    stream: str = Field(max_length=40)
+    source: str = Field(max_length=20)
+    fingerprint: str | None = Field(default=None, max_length=64)
+    watermark: datetime | None = _ts(nullable=True)
+    resource_id: str | None = Field(default=None, max_length=64, description="resolved Group id")
+    last_full_at: datetime | None = _ts(nullable=True)
+    last_run_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = Field(default=None, max_length=500)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class RegisterCondition(SQLModel, table=True):
+    """A Condition that plays a role (diagnosis, resolved, exclusion) for a register.
+
+    Ids and dates only: membership is derived from these rows, and an incremental
+    change to one Condition can be undone without re-reading the whole register.
+    """
+
+    __tablename__ = "register_condition"
+    __table_args__ = (
+        UniqueConstraint("practice_ods", "register_name", "condition_id"),
+        Index("ix_register_condition_patient", "practice_ods", "register_name", "patient_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    practice_ods: str = Field(max_length=10)
+    register_name: str = Field(max_length=40)
+    condition_id: str = Field(max_length=64, description="practice FHIR logical id")
+    patient_id: str = Field(max_length=64, description="practice FHIR logical id")
+    role: str = Field(max_length=12)
+    noted: date | None = None
+    updated_at: datetime = _ts(nullable=False)
+
+
+class PatientStatus(SQLModel, table=True):
+    """Whether a register patient is still alive and registered; nothing else about them."""
+
+    __tablename__ = "patient_status"
+    __table_args__ = (UniqueConstraint("practice_ods", "patient_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    practice_ods: str = Field(index=True, max_length=10)
+    patient_id: str = Field(max_length=64, description="practice FHIR logical id")
+    current: bool = True
+    updated_at: datetime = _ts(nullable=False)
+
+
+class WatchedAppointment(SQLModel, table=True):
+    """A booked appointment today or tomorrow of a register patient (ids, start, status)."""
+
+    __tablename__ = "appointment_watch"
+    __table_args__ = (
+        UniqueConstraint("practice_ods", "appointment_id"),
+        Index("ix_appointment_watch_start", "practice_ods", "start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    practice_ods: str = Field(max_length=10)
+    appointment_id: str = Field(max_length=64, description="practice FHIR logical id")
+    patient_id: str = Field(index=True, max_length=64, description="practice FHIR logical id")
+    start: datetime = _ts(nullable=False)
+    status: str = Field(max_length=20)
+    updated_at: datetime = _ts(nullable=False)
+
+
+# -- flag lifecycle events (migration 0003) ---------------------------------------------
+
+
+class FlagEvent(SQLModel, table=True):
+    """One move of one flag (raised, shown, an outcome, retired...): who, when, why.
+
+    Kept for reporting; a ``shown`` event's id is the CDS Hooks card uuid, so feedback
+    finds its flag and the user it was shown to.
+    """
+
+    __tablename__ = "flag_event"
+    __table_args__ = (Index("ix_flag_event_practice_at", "practice_ods", "at"),)
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    flag_id: str = Field(foreign_key="flag.id", index=True, max_length=36)
+    practice_ods: str = Field(max_length=10)
+    kind: str = Field(max_length=20)
+    reason: str | None = Field(default=None, max_length=500)
+    actor: str | None = Field(
+        default=None, max_length=120, description="a user reference, never a patient"
+    )
+    source: str = Field(default="api", max_length=20)
+    hook: str | None = Field(default=None, max_length=40)
+    at: datetime = _ts(nullable=False)
