@@ -7,7 +7,9 @@ from the environment as ``HEALTHY_HOMES__SECTION__KEY`` (see docs/configuration.
 from __future__ import annotations
 
 import re
+from datetime import time
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AnyHttpUrl,
@@ -22,6 +24,10 @@ from pydantic import (
 ODS_CODE = re.compile(r"^[A-Z0-9]{3,10}$")
 REGISTER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 DEFAULT_REGISTERS = ("copd", "asthma", "falls", "high_risk")
+ClinicalStatus = Literal["active", "recurrence", "relapse", "inactive", "remission", "resolved"]
+ACTIVE_STATUSES: tuple[ClinicalStatus, ...] = ("active", "recurrence", "relapse")
+RegisterSource = Literal["condition", "group", "bulk"]
+GROUP_SPEC = re.compile(r"^(Group/[A-Za-z0-9\-.]{1,64}|identifier=.+|name=.+)$")
 
 
 class _Strict(BaseModel):
@@ -82,6 +88,20 @@ class RegisterConfig(_Strict):
     min_age: int | None = Field(default=None, ge=0, le=130)
     max_age: int | None = Field(default=None, ge=0, le=130)
     enabled: bool = True
+    clinical_statuses: list[ClinicalStatus] = Field(
+        default_factory=lambda: list(ACTIVE_STATUSES),
+        min_length=1,
+        description="Condition.clinicalStatus values that count (a missing status counts too)",
+    )
+    resolved_codes: bool = Field(
+        default=True,
+        description="honour the code set's 'resolved' codes: a resolved code recorded on or "
+        "after the latest diagnosis takes the patient off the register",
+    )
+    exclusion_codeset: str | None = Field(
+        default=None,
+        description="built-in name or path of a code set whose unresolved codes exclude a patient",
+    )
 
     @field_validator("name")
     @classmethod
@@ -89,6 +109,12 @@ class RegisterConfig(_Strict):
         if not REGISTER_NAME.match(value):
             raise ValueError("must be lower-case letters, digits and underscores, e.g. 'copd'")
         return value
+
+    @model_validator(mode="after")
+    def _age_band(self) -> RegisterConfig:
+        if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
+            raise ValueError("min_age must not be above max_age")
+        return self
 
 
 class PracticeConfig(_Strict):
@@ -98,9 +124,25 @@ class PracticeConfig(_Strict):
     name: str
     fhir_base_url: AnyHttpUrl
     registers: list[str] = Field(default_factory=lambda: list(DEFAULT_REGISTERS))
+    own_registers: list[RegisterConfig] = Field(
+        default_factory=list, description="registers only this practice reads (always on)"
+    )
     auth: AuthConfig = Field(default_factory=AuthConfig)
     housing_service: str | None = Field(
         default=None, description="id of the housing service this practice refers to"
+    )
+    register_source: RegisterSource = Field(
+        default="condition",
+        description="how registers are read: Condition search by code, FHIR Group membership, "
+        "or Bulk Data Group/$export",
+    )
+    groups: dict[str, str] = Field(
+        default_factory=dict,
+        description="register name -> 'Group/ID', 'identifier=SYSTEM|VALUE' or 'name=TEXT' "
+        "(group and bulk sources; default identifier=<register name>)",
+    )
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, description="longest one run of this practice may take"
     )
 
     @field_validator("ods_code")
@@ -109,6 +151,23 @@ class PracticeConfig(_Strict):
         if not ODS_CODE.match(value):
             raise ValueError("must be an ODS code: 3 to 10 upper-case letters or digits")
         return value
+
+    @field_validator("groups")
+    @classmethod
+    def _group_specs(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, spec in value.items():
+            if not GROUP_SPEC.match(spec):
+                raise ValueError(
+                    f"groups.{name}: expected 'Group/ID', 'identifier=SYSTEM|VALUE' or 'name=TEXT'"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _own_registers_unique(self) -> PracticeConfig:
+        names = [r.name for r in self.own_registers]
+        if len(set(names)) != len(names):
+            raise ValueError("own_registers: each name may appear only once")
+        return self
 
 
 class HousingServiceConfig(_Strict):
@@ -129,6 +188,53 @@ class FlagRulesConfig(_Strict):
     max_new_flags_per_day: Annotated[int, Field(ge=0)] = 50
 
 
+class SyncConfig(_Strict):
+    """When and how hard the connector reads practices' registers."""
+
+    incremental_minutes: float = Field(
+        default=5, gt=0, description="minutes between incremental syncs of each practice"
+    )
+    appointment_seconds: float = Field(
+        default=60, gt=0, description="seconds between appointment watches of each practice"
+    )
+    reconcile_at: time = Field(
+        default=time(2, 30), description="local time of the nightly full reconciliation"
+    )
+    timezone: str = Field(
+        default="Europe/London", description="time zone of reconcile_at and of 'today'"
+    )
+    overlap_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="incremental reads start this long before the watermark, so clock skew "
+        "and late commits on the server lose nothing",
+    )
+    max_concurrent_practices: int = Field(
+        default=4, ge=1, le=256, description="practices synced at the same time"
+    )
+    practice_timeout_seconds: float = Field(
+        default=900, gt=0, description="longest one practice run may take (per practice)"
+    )
+    page_size: int = Field(default=200, ge=10, le=1000, description="_count of each search")
+    bulk_max_wait_seconds: float = Field(
+        default=1800, gt=0, description="give up on a bulk export not ready after this long"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone name, e.g. Europe/London") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.timezone)
+
+
 class Settings(_Strict):
     """The whole configuration of one deployment."""
 
@@ -137,17 +243,25 @@ class Settings(_Strict):
     practices: list[PracticeConfig] = Field(default_factory=list)
     housing_services: list[HousingServiceConfig] = Field(default_factory=list)
     flags: FlagRulesConfig = Field(default_factory=FlagRulesConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Settings:
         known_registers = set(DEFAULT_REGISTERS) | {r.name for r in self.registers}
         services = {s.id for s in self.housing_services}
         for i, practice in enumerate(self.practices):
+            own = {r.name for r in practice.own_registers}
             for name in practice.registers:
-                if name not in known_registers:
+                if name not in known_registers | own:
                     raise ValueError(
                         f"practices[{i}].registers: unknown register '{name}'; expected one of "
                         f"{', '.join(sorted(known_registers))} or a [[registers]] entry"
+                    )
+            for name in practice.groups:
+                if name not in known_registers | own:
+                    raise ValueError(
+                        f"practices[{i}].groups: unknown register '{name}'; expected a register "
+                        "this practice reads"
                     )
             if practice.housing_service and practice.housing_service not in services:
                 raise ValueError(

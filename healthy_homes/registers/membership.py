@@ -1,56 +1,118 @@
-"""Register membership in the store: upserts from a full read, and queries."""
+"""Register membership in the store: derived from register conditions, and queried."""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
-from sqlmodel import col, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from healthy_homes.clock import Clock
+from healthy_homes.registers.conditions import chunks, statuses, table_of
+from healthy_homes.registers.rules import Member, Role, membership
 from healthy_homes.store.db import Database
-from healthy_homes.store.models import RegisterMembership
+from healthy_homes.store.models import RegisterCondition, RegisterMembership
 
 Members = dict[str, tuple[date | None, list[str]]]
+
+
+@dataclass
+class MembershipChange:
+    """Who joined and who left one register in one step."""
+
+    joined: set[str] = field(default_factory=set)
+    left: set[str] = field(default_factory=set)
+
+    def add(self, other: MembershipChange) -> None:
+        """Fold another change in."""
+        self.joined |= other.joined
+        self.left |= other.left
+
+
+def apply_members(
+    session: Session,
+    practice: str,
+    register: str,
+    desired: dict[str, Member],
+    scope: Iterable[str] | None,
+    now: datetime,
+) -> MembershipChange:
+    """Make membership match ``desired`` for the patients in ``scope`` (None: everyone).
+
+    Rows are never deleted: a patient who leaves keeps an inactive row, so history
+    and flag retirement can see that they were once on the register.
+    """
+    change = MembershipChange()
+    query = select(RegisterMembership).where(
+        RegisterMembership.practice_ods == practice,
+        RegisterMembership.register_name == register,
+    )
+    existing: dict[str, RegisterMembership] = {}
+    if scope is None:
+        existing = {m.patient_id: m for m in session.exec(query)}
+        patients: set[str] = set(existing) | set(desired)
+    else:
+        patients = set(scope)
+        for batch in chunks(patients):
+            rows = session.exec(query.where(col(RegisterMembership.patient_id).in_(batch)))
+            existing.update((m.patient_id, m) for m in rows)
+    for patient_id in patients:
+        member = desired.get(patient_id)
+        row = existing.get(patient_id)
+        if member is None:
+            if row is not None and row.active:
+                row.active, row.updated_at = False, now
+                session.add(row)
+                change.left.add(patient_id)
+            continue
+        ids = list(member.condition_ids)
+        if row is None:
+            row = RegisterMembership(
+                practice_ods=practice, register_name=register, patient_id=patient_id, updated_at=now
+            )
+        elif row.active and row.since == member.since and list(row.condition_ids) == ids:
+            continue
+        if not row.active or row.id is None:
+            change.joined.add(patient_id)
+        row.since, row.condition_ids, row.active, row.updated_at = member.since, ids, True, now
+        session.add(row)
+    return change
+
+
+def recompute(
+    session: Session, practice: str, register: str, patients: Iterable[str] | None, now: datetime
+) -> MembershipChange:
+    """Derive membership from register conditions and patient status, then apply it."""
+    table = table_of(RegisterCondition)
+    query = select(table.c.patient_id, table.c.condition_id, table.c.role, table.c.noted).where(
+        table.c.practice_ods == practice, table.c.register_name == register
+    )
+    roles: dict[str, list[tuple[str, Role, date | None]]] = {}
+    scope = None if patients is None else set(patients)
+    batches = [None] if scope is None else list(chunks(scope))
+    for batch in batches:
+        q = query if batch is None else query.where(table.c.patient_id.in_(batch))
+        for patient_id, condition_id, role, noted in session.execute(q):
+            roles.setdefault(patient_id, []).append((condition_id, Role(role), noted))
+    current = statuses(session, practice, None if scope is None else roles)
+    desired: dict[str, Member] = {}
+    for patient_id, found in roles.items():
+        member = membership(found, current=current.get(patient_id, True))
+        if member is not None:
+            desired[patient_id] = member
+    return apply_members(session, practice, register, desired, scope, now)
 
 
 def store_snapshot(
     db: Database, practice: str, register: str, members: Members, clock: Clock
 ) -> int:
-    """Upsert the members of a full read and deactivate those no longer present; returns leavers."""
-    now = clock.now()
-    left = 0
+    """Make membership equal a full read's members; returns how many left."""
+    desired = {p: Member(since, tuple(ids)) for p, (since, ids) in members.items()}
     with db.session() as session:
-        existing = {
-            m.patient_id: m
-            for m in session.exec(
-                select(RegisterMembership).where(
-                    RegisterMembership.practice_ods == practice,
-                    RegisterMembership.register_name == register,
-                )
-            )
-        }
-        for patient_id, (since, condition_ids) in members.items():
-            row = existing.pop(patient_id, None)
-            if row is None:
-                row = RegisterMembership(
-                    practice_ods=practice,
-                    register_name=register,
-                    patient_id=patient_id,
-                    updated_at=now,
-                )
-            row.since, row.condition_ids, row.active, row.updated_at = (
-                since,
-                condition_ids,
-                True,
-                now,
-            )
-            session.add(row)
-        for row in existing.values():
-            if row.active:
-                row.active, row.updated_at = False, now
-                session.add(row)
-                left += 1
-    return left
+        change = apply_members(session, practice, register, desired, None, clock.now())
+    return len(change.left)
 
 
 def active_members(db: Database, practice: str) -> dict[str, list[RegisterMembership]]:
@@ -65,3 +127,38 @@ def active_members(db: Database, practice: str) -> dict[str, list[RegisterMember
         for row in rows:
             grouped.setdefault(row.patient_id, []).append(row)
     return grouped
+
+
+def register_counts(session: Session, practice: str) -> dict[str, int]:
+    """Active members per register of a practice."""
+    rows = session.exec(
+        select(RegisterMembership.register_name, func.count())
+        .where(RegisterMembership.practice_ods == practice, col(RegisterMembership.active))
+        .group_by(col(RegisterMembership.register_name))
+    )
+    return {name: count for name, count in rows}
+
+
+def on_any_register(session: Session, practice: str, patients: Iterable[str]) -> set[str]:
+    """Those of ``patients`` still active on at least one register of the practice."""
+    found: set[str] = set()
+    for batch in chunks(set(patients)):
+        found.update(
+            session.exec(
+                select(RegisterMembership.patient_id).where(
+                    RegisterMembership.practice_ods == practice,
+                    col(RegisterMembership.active),
+                    col(RegisterMembership.patient_id).in_(batch),
+                )
+            )
+        )
+    return found
+
+
+def distinct_members(session: Session, practice: str) -> int:
+    """Distinct patients active on at least one register."""
+    return session.exec(
+        select(func.count(func.distinct(RegisterMembership.patient_id))).where(
+            RegisterMembership.practice_ods == practice, col(RegisterMembership.active)
+        )
+    ).one()
