@@ -190,7 +190,7 @@ def test_register_config_checks() -> None:
 
 def test_practice_register_source_and_groups_are_checked() -> None:
     base = {"ods_code": "A12345", "name": "x", "fhir_base_url": "http://x/fhir"}
-    with pytest.raises(ValueError, match="groups.copd"):
+    with pytest.raises(ValueError, match=r"groups\.copd"):
         PracticeConfig.model_validate({**base, "groups": {"copd": "register-copd"}})
     with pytest.raises(ValueError, match="register_source"):
         PracticeConfig.model_validate({**base, "register_source": "fax"})

@@ -1,0 +1,81 @@
+"""Reading searchset pages: matches and includes, server times, and read-ahead."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from healthy_homes.fhir.resources import parse_instant
+
+JSON = dict[str, Any]
+
+
+def split_entries(bundle: JSON, resource_type: str) -> tuple[list[JSON], list[JSON]]:
+    """The page's matches of ``resource_type`` and its included resources."""
+    matches: list[JSON] = []
+    included: list[JSON] = []
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource")
+        if not isinstance(resource, dict):
+            continue
+        mode = (entry.get("search") or {}).get("mode", "match")
+        if mode == "include":
+            included.append(resource)
+        elif mode == "match" and resource.get("resourceType") == resource_type:
+            matches.append(resource)
+    return matches, included
+
+
+def last_updated(resource: JSON) -> datetime | None:
+    """The resource's ``meta.lastUpdated`` (the server's clock)."""
+    return parse_instant((resource.get("meta") or {}).get("lastUpdated"))
+
+
+def server_time(bundle: JSON) -> datetime | None:
+    """When the server produced the Bundle (its ``meta.lastUpdated``), if it says."""
+    return last_updated(bundle)
+
+
+def fhir_instant(moment: datetime) -> str:
+    """A FHIR instant in UTC with microseconds, for ``_lastUpdated`` and ``_since``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def later(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two optional times."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+async def read_ahead(pages: AsyncIterator[JSON]) -> AsyncIterator[JSON]:
+    """Yield pages while the next one is already being fetched.
+
+    The server builds page n+1 while we store page n, so a sync costs little more
+    than the download itself; at most one request per stream is in flight.
+    """
+    iterator = aiter(pages)
+    pending: asyncio.Task[JSON] | None = asyncio.ensure_future(anext(iterator))
+    try:
+        while pending is not None:
+            try:
+                page = await pending
+            except StopAsyncIteration:
+                pending = None
+                return
+            pending = asyncio.ensure_future(anext(iterator))
+            yield page
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await pending
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()

@@ -1,0 +1,175 @@
+"""One sync of one practice: each register by its source, then Patient changes, then flags.
+
+Each register is read in full when it has no watermark (or its rules or source
+changed) or when a full run is asked for; otherwise only its changes are read.
+A register's watermark is stored only after its results are, so a failed run
+loses nothing: the next run starts from the old watermark again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from healthy_homes.connector.bulk_source import read_by_bulk
+from healthy_homes.connector.condition_source import read_by_condition
+from healthy_homes.connector.context import PracticeContext
+from healthy_homes.connector.group_source import read_by_group
+from healthy_homes.connector.incremental import needs_full, poll_patients
+from healthy_homes.connector.reconcile import retire_orphaned_flags
+from healthy_homes.connector.reports import Mode, SyncReport
+from healthy_homes.connector.sink import RegisterRead
+from healthy_homes.connector.state import (
+    PATIENTS,
+    forget_watermark,
+    load_states,
+    record_failure,
+    record_success,
+)
+from healthy_homes.errors import FhirError, HealthyHomesError
+from healthy_homes.registers.definitions import RegisterDefinition
+from healthy_homes.registers.membership import (
+    MembershipChange,
+    distinct_members,
+    recompute,
+    register_counts,
+)
+from healthy_homes.store.models import SyncState
+
+log = logging.getLogger(__name__)
+
+
+async def read_register(
+    ctx: PracticeContext,
+    register: RegisterDefinition,
+    state: SyncState | None,
+    full: bool,
+) -> RegisterRead:
+    """Read one register by the practice's configured source."""
+    source = ctx.practice.register_source
+    watermark = None if full or state is None else state.watermark
+    group_id = state.resource_id if state is not None and state.source == source else None
+    if source == "group":
+        return await read_by_group(ctx, register, watermark, group_id)
+    if source == "bulk":
+        return await read_by_bulk(ctx, register, watermark, group_id)
+    return await read_by_condition(ctx, register, watermark)
+
+
+async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncReport:
+    """Bring every enabled register of the practice up to date; raise if any failed."""
+    source = ctx.practice.register_source
+    states = load_states(ctx.db, ctx.ods)
+    report = SyncReport(ctx.ods)
+    changes: dict[str, MembershipChange] = {}
+    status_changed: set[str] = set()
+    server_times: list[datetime] = []
+    failures: list[HealthyHomesError] = []
+    for register in ctx.registers:
+        state = states.get(register.name)
+        full = mode == "full" or needs_full(state, register, source)
+        if full and state is not None and state.watermark is not None:
+            # An interrupted full read must be redone in full, not continued incrementally.
+            forget_watermark(ctx.db, ctx.ods, register.name, source, ctx.clock.now())
+        try:
+            read = await read_register(ctx, register, state, full)
+        except FhirError as exc:
+            failures.append(exc)
+            record_failure(ctx.db, ctx.ods, register.name, source, str(exc), ctx.clock.now())
+            log.warning("register read failed: %s", exc, extra={"practice": ctx.ods})
+            continue
+        with ctx.db.session() as session:
+            record_success(
+                session,
+                ctx.ods,
+                register.name,
+                source=source,
+                watermark=read.watermark,
+                now=ctx.clock.now(),
+                full=read.full,
+                fingerprint=register.fingerprint(),
+                resource_id=read.resource_id,
+            )
+        report.read_mode[register.name] = "full" if read.full else "incremental"
+        report.conditions_scanned += read.scanned
+        changes[register.name] = read.change
+        status_changed |= read.status_changed
+        if read.full and read.server_time is not None:
+            server_times.append(read.server_time)
+    if source != "bulk":
+        status_changed |= await _patient_step(ctx, states, report, server_times, mode)
+    if status_changed:
+        with ctx.db.session() as session:
+            for register in ctx.registers:
+                change = recompute(session, ctx.ods, register.name, status_changed, ctx.clock.now())
+                changes.setdefault(register.name, MembershipChange()).add(change)
+    for name, change in changes.items():
+        report.joined_register[name] = len(change.joined)
+        report.left_register[name] = len(change.left)
+        report.joined |= change.joined
+    with ctx.db.session() as session:
+        counts = register_counts(session, ctx.ods)
+        report.on_register = {r.name: counts.get(r.name, 0) for r in ctx.registers}
+        report.patients = distinct_members(session, ctx.ods)
+    report.flags_retired = await retire_orphaned_flags(ctx)
+    if failures:
+        raise failures[0]
+    return report
+
+
+async def _patient_step(
+    ctx: PracticeContext,
+    states: dict[str, SyncState],
+    report: SyncReport,
+    server_times: list[datetime],
+    mode: Mode,
+) -> set[str]:
+    """Poll Patient changes, or start the Patient watermark after full reads."""
+    state = states.get(PATIENTS)
+    all_full = len(server_times) == len(ctx.registers) and bool(server_times)
+    if mode == "full" or all_full or state is None or state.watermark is None:
+        # Full reads refreshed every register patient's status through _include, so
+        # Patient changes are due from the server time those reads began.
+        start = min(server_times) if server_times else _oldest_watermark(states, ctx)
+        if start is not None:
+            with ctx.db.session() as session:
+                record_success(
+                    session,
+                    ctx.ods,
+                    PATIENTS,
+                    source="patient",
+                    watermark=start,
+                    now=ctx.clock.now(),
+                    full=True,
+                )
+        if mode == "full" or all_full or start is None:
+            return set()
+        state_watermark = start
+    else:
+        state_watermark = state.watermark
+    try:
+        poll = await poll_patients(ctx, state_watermark)
+    except FhirError as exc:
+        record_failure(ctx.db, ctx.ods, PATIENTS, "patient", str(exc), ctx.clock.now())
+        raise
+    with ctx.db.session() as session:
+        record_success(
+            session,
+            ctx.ods,
+            PATIENTS,
+            source="patient",
+            watermark=poll.watermark,
+            now=ctx.clock.now(),
+            full=False,
+        )
+    report.patients_polled = poll.scanned
+    return poll.changed
+
+
+def _oldest_watermark(states: dict[str, SyncState], ctx: PracticeContext) -> datetime | None:
+    marks = [
+        s.watermark
+        for name, s in states.items()
+        if name in {r.name for r in ctx.registers} and s.watermark is not None
+    ]
+    return min(marks) if marks else None

@@ -1,0 +1,97 @@
+"""Scheduled running with APScheduler 3 (AsyncIOScheduler), and ``serve`` until a signal.
+
+Per practice: incremental sync every few minutes (first at once), appointment watch
+every minute, full reconciliation nightly. ``max_instances=1`` and ``coalesce`` stop
+a slow run from piling up; the practice lock in :class:`ConnectorService` stops
+different jobs of one practice from overlapping. (Several processes need database
+leases, which come later.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from healthy_homes.connector.service import ConnectorService
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 30.0
+
+
+def job_options() -> dict[str, Any]:
+    """What every job shares: one instance at a time, missed runs merged into one."""
+    return {"max_instances": 1, "coalesce": True, "misfire_grace_time": 300}
+
+
+def build_scheduler(service: ConnectorService) -> AsyncIOScheduler:
+    """A scheduler with the three jobs of every practice (not yet started)."""
+    sync = service.settings.sync
+    zone = sync.zone
+    scheduler = AsyncIOScheduler(timezone=zone)
+    now = service.clock.now()
+    for ods in service.contexts:
+        scheduler.add_job(
+            service.run,
+            IntervalTrigger(minutes=sync.incremental_minutes, timezone=zone),
+            args=[ods, "auto"],
+            id=f"{ods}:incremental",
+            name=f"incremental sync {ods}",
+            next_run_time=now,
+            **job_options(),
+        )
+        scheduler.add_job(
+            service.run,
+            IntervalTrigger(seconds=sync.appointment_seconds, timezone=zone),
+            args=[ods, "appointments"],
+            id=f"{ods}:appointments",
+            name=f"appointment watch {ods}",
+            next_run_time=now + timedelta(seconds=min(30.0, sync.appointment_seconds)),
+            **job_options(),
+        )
+        scheduler.add_job(
+            service.run,
+            CronTrigger(
+                hour=sync.reconcile_at.hour, minute=sync.reconcile_at.minute, timezone=zone
+            ),
+            args=[ods, "full"],
+            id=f"{ods}:reconcile",
+            name=f"full reconciliation {ods}",
+            **job_options(),
+        )
+    return scheduler
+
+
+async def drain(service: ConnectorService, grace: float = SHUTDOWN_GRACE) -> int:
+    """Let runs in progress finish for up to ``grace`` seconds, then cancel them."""
+    running = set(service.active)
+    if not running:
+        return 0
+    log.info("waiting for %d practice run(s) to finish", len(running))
+    _, pending = await asyncio.wait(running, timeout=grace)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    return len(pending)
+
+
+async def serve(
+    service: ConnectorService, stop: asyncio.Event, *, grace: float = SHUTDOWN_GRACE
+) -> None:
+    """Run the scheduled jobs until ``stop`` is set, then shut down gracefully."""
+    scheduler = build_scheduler(service)
+    scheduler.start()
+    log.info("connector serving %d practice(s)", len(service.contexts))
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)  # no new runs from here on
+        cancelled = await drain(service, grace)
+        log.info("connector stopped (%d run(s) cut short)", cancelled)

@@ -1,0 +1,173 @@
+"""The connector's practices at run time: one client and one lock per practice.
+
+Never two runs of one practice at once (an asyncio lock per practice: a scheduled
+incremental or appointment run that finds its practice busy is skipped, a full run
+waits); at most ``max_concurrent_practices`` practices at once; each run has its
+own time limit, so a practice whose server hangs delays no other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+
+from healthy_homes.clock import Clock
+from healthy_homes.config.models import PracticeConfig, Settings
+from healthy_homes.connector.appointments import watch_appointments
+from healthy_homes.connector.context import (
+    PracticeContext,
+    ProgressHook,
+    TransportFactory,
+    practice_client,
+)
+from healthy_homes.connector.practice_sync import sync_registers
+from healthy_homes.connector.reports import Mode, PracticeRun, RunKind, RunReport
+from healthy_homes.errors import HealthyHomesError
+from healthy_homes.fhir.retry import RetryPolicy, Sleep
+from healthy_homes.flags.lifecycle import FlagReport, raise_flags
+from healthy_homes.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class ConnectorService:
+    """Practices, their shared FHIR clients and locks; runs one practice or all of them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        *,
+        transport_for: TransportFactory | None = None,
+        sleep: Sleep | None = None,
+        policy: RetryPolicy | None = None,
+        progress: ProgressHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.contexts: dict[str, PracticeContext] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+        #: (event, practice, kind) in the order they happened: "start", "end", "skip".
+        self.events: list[tuple[str, str, str]] = []
+        #: Runs in progress, so a shutdown can let them finish.
+        self.active: set[asyncio.Task[object]] = set()
+        self._slots = asyncio.Semaphore(settings.sync.max_concurrent_practices)
+        for practice in settings.practices:
+            transport = transport_for(practice.ods_code) if transport_for else None
+            client = practice_client(practice, transport, clock=clock, sleep=sleep, policy=policy)
+            self.contexts[practice.ods_code] = PracticeContext.build(
+                settings, practice, client, db, clock, sleep=sleep, progress=progress
+            )
+            self.locks[practice.ods_code] = asyncio.Lock()
+
+    async def __aenter__(self) -> ConnectorService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every practice's client."""
+        for ctx in self.contexts.values():
+            await ctx.client.aclose()
+
+    def timeout(self, practice: PracticeConfig) -> float:
+        """Seconds one run of this practice may take."""
+        return practice.timeout_seconds or self.settings.sync.practice_timeout_seconds
+
+    async def run(
+        self,
+        ods: str,
+        kind: RunKind = "auto",
+        *,
+        wait: bool | None = None,
+        appointments: bool = False,
+    ) -> PracticeRun:
+        """Run one practice; skipped (not queued) if it is busy, unless ``wait`` or a full run.
+
+        ``appointments`` adds an appointment watch after a sync (for one-off runs).
+        """
+        ctx = self.contexts[ods]
+        lock = self.locks[ods]
+        result = PracticeRun(ods, kind)
+        if wait is None:
+            wait = kind == "full"
+        if lock.locked() and not wait:
+            result.skipped = True
+            self.events.append(("skip", ods, kind))
+            log.info("practice busy; %s run skipped", kind, extra={"practice": ods})
+            return result
+        task = asyncio.current_task()
+        if task is not None:
+            self.active.add(task)
+        try:
+            await self._locked_run(ctx, lock, result, appointments)
+        finally:
+            if task is not None:
+                self.active.discard(task)
+        return result
+
+    async def _locked_run(
+        self, ctx: PracticeContext, lock: asyncio.Lock, result: PracticeRun, appointments: bool
+    ) -> None:
+        ods, kind = ctx.ods, result.kind
+        async with lock, self._slots:
+            result.started = self.clock.now()
+            self.events.append(("start", ods, kind))
+            try:
+                async with asyncio.timeout(self.timeout(ctx.practice)):
+                    await self._run(ctx, kind, result, appointments)
+            except TimeoutError:
+                result.error = f"run took longer than {self.timeout(ctx.practice):g} s"
+            except HealthyHomesError as exc:
+                result.error = str(exc)
+            except Exception as exc:
+                # Not our error type: its text may carry data, so only the type is kept.
+                result.error = f"unexpected {type(exc).__name__}"
+                log.exception("practice run crashed", extra={"practice": ods})
+            finally:
+                result.finished = self.clock.now()
+                self.events.append(("end", ods, kind))
+            if result.error:
+                log.warning("practice run failed: %s", result.error, extra={"practice": ods})
+
+    async def _run(
+        self, ctx: PracticeContext, kind: RunKind, result: PracticeRun, appointments: bool
+    ) -> None:
+        if kind == "appointments":
+            result.appointments = await watch_appointments(ctx)
+            return
+        mode: Mode = kind
+        result.sync = await sync_registers(ctx, mode)
+        full = any(m == "full" for m in result.sync.read_mode.values())
+        if full or result.sync.joined:
+            result.flags = await raise_flags(
+                self.db, ctx.client, ctx.ods, ctx.registers, self.settings.flags, self.clock
+            )
+        else:
+            result.flags = FlagReport()  # nobody new: nothing to decide
+        if appointments:
+            result.appointments = await watch_appointments(ctx)
+
+    async def run_all(
+        self,
+        kind: RunKind = "auto",
+        practices: Sequence[str] | None = None,
+        *,
+        appointments: bool = False,
+    ) -> RunReport:
+        """Run practices concurrently (up to the limit); each one's failure stays its own."""
+        chosen = list(practices) if practices is not None else list(self.contexts)
+        runs = await asyncio.gather(
+            *(self.run(ods, kind, appointments=appointments) for ods in chosen)
+        )
+        return RunReport(list(runs))
