@@ -46,6 +46,7 @@ class FlagStatus(StrEnum):
 
     RAISED = "raised"
     SHOWN = "shown"
+    SNOOZED = "snoozed"
     ACCEPTED = "accepted"
     DECLINED = "declined"
     NOT_APPROPRIATE = "not-appropriate"
@@ -53,13 +54,22 @@ class FlagStatus(StrEnum):
     RETIRED = "retired"
 
 
-OPEN_FLAG_STATUSES = (FlagStatus.RAISED, FlagStatus.SHOWN)
+#: Flags still waiting for the clinician; a snoozed one comes back at the next appointment.
+OPEN_FLAG_STATUSES = (FlagStatus.RAISED, FlagStatus.SHOWN, FlagStatus.SNOOZED)
+#: What the clinician can conclude; each suppresses new flags for a while (flags/rules.py).
+OUTCOME_FLAG_STATUSES = (
+    FlagStatus.ACCEPTED,
+    FlagStatus.DECLINED,
+    FlagStatus.NOT_APPROPRIATE,
+    FlagStatus.DISMISSED,
+)
 
 
 class FlagRecord(SQLModel, table=True):
     """A prompt raised for a clinician; its id is our identifier on the FHIR Flag."""
 
     __tablename__ = "flag"
+    __table_args__ = (Index("ix_flag_practice_patient", "practice_ods", "patient_id"),)
 
     id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
     practice_ods: str = Field(index=True, max_length=10)
@@ -71,6 +81,20 @@ class FlagRecord(SQLModel, table=True):
     fhir_flag_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
+    # -- lifecycle (migration 0003) --
+    priority: int = Field(
+        default=0, description="higher is asked first (several registers, frailty)"
+    )
+    fhir_status: str | None = Field(
+        default=None, max_length=20, description="status last written to the FHIR Flag"
+    )
+    shown_at: datetime | None = _ts(nullable=True)
+    outcome: str | None = Field(default=None, max_length=20, description="the last outcome")
+    outcome_reason: str | None = Field(default=None, max_length=500)
+    outcome_by: str | None = Field(default=None, max_length=120)
+    outcome_at: datetime | None = _ts(nullable=True)
+    snoozed_until: datetime | None = _ts(nullable=True)
+    retired_at: datetime | None = _ts(nullable=True)
 
 
 class ConsentDecision(StrEnum):
@@ -97,6 +121,8 @@ class ConsentRecord(SQLModel, table=True):
     recorded_at: datetime = _ts(nullable=False)
     withdrawn_at: datetime | None = _ts(nullable=True)
     fhir_consent_id: str | None = Field(default=None, max_length=64)
+    withdrawn_by: str | None = Field(default=None, max_length=120)
+    withdrawal_reason: str | None = Field(default=None, max_length=500)
 
     @property
     def is_active_permit(self) -> bool:
@@ -132,6 +158,10 @@ class Referral(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = _ts(nullable=True)
+    cancelled_at: datetime | None = _ts(nullable=True)
+    cancel_reason: str | None = Field(default=None, max_length=500)
+    # When the housing service took our request to stop and delete (after withdrawal).
+    remote_cancelled_at: datetime | None = _ts(nullable=True)
 
 
 # -- register sync state (migration 0002) ------------------------------------------
