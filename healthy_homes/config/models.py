@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Annotated, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -20,6 +20,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from healthy_homes.config.cds_hooks import CdsHooksConfig as CdsHooksConfig
+from healthy_homes.config.flag_rules import FlagRulesConfig as FlagRulesConfig
 
 ODS_CODE = re.compile(r"^[A-Z0-9]{3,10}$")
 REGISTER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -181,13 +184,6 @@ class HousingServiceConfig(_Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig)
 
 
-class FlagRulesConfig(_Strict):
-    """Which patients get a flag."""
-
-    rule_set_version: str = "2026.1"
-    max_new_flags_per_day: Annotated[int, Field(ge=0)] = 50
-
-
 class SyncConfig(_Strict):
     """When and how hard the connector reads practices' registers."""
 
@@ -243,6 +239,7 @@ class Settings(_Strict):
     practices: list[PracticeConfig] = Field(default_factory=list)
     housing_services: list[HousingServiceConfig] = Field(default_factory=list)
     flags: FlagRulesConfig = Field(default_factory=FlagRulesConfig)
+    cds_hooks: CdsHooksConfig = Field(default_factory=CdsHooksConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
 
     @model_validator(mode="after")
