@@ -16,11 +16,16 @@ never patient identifiers: their messages may reach logs and other systems.
     │   ├── FhirStatusError         a non-2xx answer; retryable for 408, 429, 5xx
     │   ├── FhirResponseError       a 2xx answer whose body is not the FHIR we expected
     │   └── FhirAuthError           token endpoint refused us, or key not registered
+    ├── FlagError
+    │   └── FlagStateError          a flag cannot make that move (e.g. a second, different outcome)
     ├── ConsentError
     │   └── ConsentRequiredError    forwarding refused: no active consent
-    └── ReferralError
-        ├── RoutingError            no housing service covers the patient
-        └── DeliveryError           the housing endpoint did not take the referral
+    ├── ReferralError
+    │   ├── RoutingError            no housing service covers the patient
+    │   └── DeliveryError           the housing endpoint did not take the referral
+    └── CdsHooksError               a CDS Hooks call cannot be answered
+        ├── CdsAuthError            the caller's JWT was refused (HTTP 401)
+        └── PrefetchError           data the service needs is neither prefetched nor fetchable (412)
 """
 
 from __future__ import annotations
@@ -136,6 +141,14 @@ class FhirAuthError(FhirError):
     """Authentication with the FHIR server's token endpoint failed."""
 
 
+class FlagError(HealthyHomesError):
+    """A flag could not be found or changed."""
+
+
+class FlagStateError(FlagError):
+    """The flag is not in a state that allows this move."""
+
+
 class ConsentError(HealthyHomesError):
     """Consent could not be recorded or checked."""
 
@@ -165,3 +178,21 @@ class DeliveryError(ReferralError):
     ) -> None:
         super().__init__(message, practice=practice, referral=referral)
         self.retryable = retryable
+
+
+class CdsHooksError(HealthyHomesError):
+    """A CDS Hooks request could not be answered; ``status_code`` is the HTTP answer."""
+
+    status_code = 400
+
+
+class CdsAuthError(CdsHooksError):
+    """The calling EHR's JWT was missing, malformed, untrusted, expired or replayed."""
+
+    status_code = 401
+
+
+class PrefetchError(CdsHooksError):
+    """Needed FHIR data was not prefetched and could not be fetched (CDS Hooks says 412)."""
+
+    status_code = 412

@@ -15,9 +15,18 @@ FLAG_TEXT = "Offer a Healthy Homes housing referral (cold, damp or hazards at ho
 
 
 def build_flag(
-    *, flag_id: str, patient_id: str, practice_ods: str, start: datetime, active: bool = True
+    *,
+    flag_id: str,
+    patient_id: str,
+    practice_ods: str,
+    start: datetime,
+    active: bool = True,
+    end: datetime | None = None,
 ) -> JSON:
     """A Flag carrying our identifier, so creating it twice finds the first."""
+    period = {"start": start.isoformat()}
+    if end is not None:
+        period["end"] = end.isoformat()
     flag = Flag.model_validate(
         {
             "resourceType": "Flag",
@@ -35,7 +44,7 @@ def build_flag(
                 "text": FLAG_TEXT,
             },
             "subject": {"reference": f"Patient/{patient_id}"},
-            "period": {"start": start.isoformat()},
+            "period": period,
             "author": {"identifier": {"system": ODS_ORGANISATION, "value": practice_ods}},
         }
     )
@@ -45,3 +54,12 @@ def build_flag(
 def flag_search_key(flag_id: str) -> str:
     """The ``If-None-Exist`` query that finds our Flag again."""
     return f"identifier={HH_FLAG_ID}|{flag_id}"
+
+
+def inactivated(current: JSON, end: datetime) -> JSON | None:
+    """``current`` made inactive with its period ended; None when it already is."""
+    if current.get("status") in ("inactive", "entered-in-error"):
+        return None
+    period = {**(current.get("period") or {})}
+    period.setdefault("end", end.isoformat())
+    return {**current, "status": "inactive", "period": period}

@@ -1,28 +1,44 @@
-"""Raising flags: decide, record, and write the FHIR Flag idempotently."""
+"""Raising flags: decide, record, and write the FHIR Flag idempotently.
+
+Restraint is the point: suppression windows after a decline or a dismissal, nothing
+while a referral is open, a daily cap per practice, and no more than the housing
+service says it has room for. Within the day's budget the highest priority goes first.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlmodel import col, func, select
 
 from healthy_homes.clock import Clock
-from healthy_homes.config.models import FlagRulesConfig
+from healthy_homes.config.flag_rules import FlagRulesConfig
+from healthy_homes.errors import FhirStatusError
 from healthy_homes.fhir.client import FhirClient
-from healthy_homes.flags.fhir_flag import build_flag, flag_search_key
-from healthy_homes.flags.rules import decide
+from healthy_homes.flags.capacity import CapacityProvider, HousingCapacity, resolve_capacity
+from healthy_homes.flags.events import EventKind, Source, add_event
+from healthy_homes.flags.fhir_sync import close_fhir_flag, write_fhir_flag
+from healthy_homes.flags.history import load_histories
+from healthy_homes.flags.rules import NOT_INCLUDED, History, blocked, decide, included, priority_of
+from healthy_homes.flags.transitions import sync_pending_flags
 from healthy_homes.registers.definitions import RegisterDefinition
 from healthy_homes.registers.membership import active_members
 from healthy_homes.store.db import Database
-from healthy_homes.store.models import (
-    FlagRecord,
-    FlagStatus,
-    Referral,
-    ReferralStatus,
-)
+from healthy_homes.store.models import FlagRecord, FlagStatus, RegisterMembership
+
+__all__ = [
+    "FlagReport",
+    "close_fhir_flag",
+    "raise_flags",
+    "set_flag_status",
+    "write_fhir_flag",
+]
 
 log = logging.getLogger(__name__)
+DAILY_CAP = "daily cap reached"
+AT_CAPACITY = "housing service at capacity"
 
 
 @dataclass
@@ -32,38 +48,51 @@ class FlagReport:
     raised: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     capped: bool = False
+    throttled: bool = False
+    rule_set_version: str | None = None
+
+    def skip(self, why: str, count: int = 1) -> None:
+        """Count patients not flagged for one reason."""
+        self.skipped[why] = self.skipped.get(why, 0) + count
 
 
-def _busy_patients(db: Database, practice: str) -> set[str]:
-    """Patients with a flag not yet retired, or a live referral: never flagged again meanwhile.
-
-    A flag with an outcome (declined, dismissed) keeps suppressing until it is retired,
-    so a patient who said no is not asked again at the next sync.
-    """
-    with db.session() as session:
-        flagged = session.exec(
-            select(FlagRecord.patient_id).where(
-                FlagRecord.practice_ods == practice,
-                FlagRecord.status != FlagStatus.RETIRED.value,
-            )
-        ).all()
-        referred = session.exec(
-            select(Referral.patient_id).where(
-                Referral.practice_ods == practice,
-                Referral.status != ReferralStatus.CANCELLED.value,
-            )
-        ).all()
-    return set(flagged) | set(referred)
-
-
-def _raised_today(db: Database, practice: str, clock: Clock) -> int:
-    start = clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+def _raised_today(db: Database, practice: str, now: datetime) -> int:
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     with db.session() as session:
         return session.exec(
             select(func.count()).where(
                 FlagRecord.practice_ods == practice, col(FlagRecord.created_at) >= start
             )
         ).one()
+
+
+Candidate = tuple[int, str, list[RegisterMembership]]
+
+
+def _candidates(
+    db: Database,
+    practice: str,
+    rules: FlagRulesConfig,
+    known: set[str],
+    now: datetime,
+    report: FlagReport,
+) -> tuple[list[Candidate], dict[str, History]]:
+    """Register patients the store does not already rule out, highest priority first."""
+    with db.session() as session:
+        histories = load_histories(session, practice)
+    found: list[Candidate] = []
+    for patient_id, memberships in active_members(db, practice).items():
+        why = blocked(histories.get(patient_id, History()), rules, now)
+        if why:
+            report.skip(why)
+            continue
+        names = [n for n in included(memberships, rules) if n in known]
+        if not names:
+            report.skip(NOT_INCLUDED)
+            continue
+        found.append((priority_of(names, rules), patient_id, memberships))
+    found.sort(key=lambda c: (-c[0], c[1]))
+    return found, histories
 
 
 async def raise_flags(
@@ -73,91 +102,72 @@ async def raise_flags(
     registers: list[RegisterDefinition],
     rules: FlagRulesConfig,
     clock: Clock,
+    *,
+    capacity: HousingCapacity | CapacityProvider | None = None,
 ) -> FlagReport:
-    """Flag every eligible register patient, up to the daily cap."""
-    report = FlagReport()
+    """Flag eligible register patients, highest priority first, within the day's budget."""
+    report = FlagReport(rule_set_version=rules.rule_set_version)
+    await sync_pending_flags(db, client, practice, clock)
+    now = clock.now()
     by_name = {r.name: r for r in registers}
-    busy = _busy_patients(db, practice)
-    budget = rules.max_new_flags_per_day - _raised_today(db, practice, clock)
-    for patient_id, memberships in active_members(db, practice).items():
-        if patient_id in busy:
-            report.skipped["already flagged or referred"] = (
-                report.skipped.get("already flagged or referred", 0) + 1
-            )
-            continue
+    candidates, histories = _candidates(db, practice, rules, set(by_name), now, report)
+    budget = max(0, rules.max_new_flags_per_day - _raised_today(db, practice, now))
+    room = (await resolve_capacity(capacity, practice)).allow(budget)
+    limit_reason = DAILY_CAP
+    if rules.throttle_on_capacity and room < budget:
+        budget, limit_reason = room, AT_CAPACITY
+    for index, (_, patient_id, memberships) in enumerate(candidates):
         if budget <= 0:
-            report.capped = True
+            report.skip(limit_reason, len(candidates) - index)
+            if limit_reason == AT_CAPACITY:
+                report.throttled = True
+            else:
+                report.capped = True
             break
-        patient = await client.read("Patient", patient_id)
-        decision = decide(
-            memberships, patient, by_name, already_open=False, today=clock.now().date()
-        )
-        if not decision.flag:
-            reason = decision.why_not or "not eligible"
-            report.skipped[reason] = report.skipped.get(reason, 0) + 1
+        try:
+            patient = await client.read("Patient", patient_id)
+        except FhirStatusError as exc:
+            if exc.status_code not in (404, 410):
+                raise
+            report.skip("patient record gone")
             continue
-        await _raise_one(
-            db,
-            client,
-            practice,
-            patient_id,
-            decision.registers,
-            decision.reasons,
-            rules.rule_set_version,
-            clock,
+        history = histories.get(patient_id, History())
+        decision = decide(memberships, patient, by_name, rules=rules, history=history, now=now)
+        if not decision.flag:
+            report.skip(decision.why_not or "not eligible")
+            continue
+        record = FlagRecord(
+            practice_ods=practice,
+            patient_id=patient_id,
+            registers=decision.registers,
+            reasons=decision.reasons,
+            rule_set_version=rules.rule_set_version,
+            priority=decision.priority,
+            status=FlagStatus.RAISED,
+            created_at=now,
+            updated_at=now,
         )
+        with db.session() as session:
+            session.add(record)
+            session.flush()  # the event's foreign key needs the flag row first
+            add_event(
+                session,
+                record,
+                EventKind.RAISED,
+                now,
+                actor=f"rule set {rules.rule_set_version}",
+                source=Source.CONNECTOR,
+            )
+        await write_fhir_flag(db, client, record)
         report.raised.append(patient_id)
         budget -= 1
+    if report.raised:
+        log.info("flags raised", extra={"practice": practice, "count": len(report.raised)})
     return report
 
 
-async def _raise_one(
-    db: Database,
-    client: FhirClient,
-    practice: str,
-    patient_id: str,
-    registers: list[str],
-    reasons: list[str],
-    rule_set_version: str,
-    clock: Clock,
-) -> FlagRecord:
-    """Record the flag first, then write the FHIR Flag keyed by its id (safe to retry)."""
-    now = clock.now()
-    record = FlagRecord(
-        practice_ods=practice,
-        patient_id=patient_id,
-        registers=registers,
-        reasons=reasons,
-        rule_set_version=rule_set_version,
-        status=FlagStatus.RAISED,
-        created_at=now,
-        updated_at=now,
-    )
-    with db.session() as session:
-        session.add(record)
-    await write_fhir_flag(db, client, record)
-    return record
-
-
-async def write_fhir_flag(db: Database, client: FhirClient, record: FlagRecord) -> None:
-    """Create (or find) the FHIR Flag for a flag record and remember its server id."""
-    resource = build_flag(
-        flag_id=record.id,
-        patient_id=record.patient_id,
-        practice_ods=record.practice_ods,
-        start=record.created_at,
-    )
-    created = await client.create(resource, if_none_exist=flag_search_key(record.id))
-    with db.session() as session:
-        row = session.get(FlagRecord, record.id)
-        if row is not None:
-            row.fhir_flag_id = str(created.get("id"))
-            session.add(row)
-    record.fhir_flag_id = str(created.get("id"))
-
-
 def set_flag_status(db: Database, flag_id: str, status: FlagStatus, clock: Clock) -> FlagRecord:
-    """Move a flag to a new lifecycle status."""
+    """Move a flag to a new lifecycle status (no event; prefer flags.transitions)."""
     with db.session() as session:
         row = session.get(FlagRecord, flag_id)
         if row is None:
@@ -165,19 +175,3 @@ def set_flag_status(db: Database, flag_id: str, status: FlagStatus, clock: Clock
         row.status, row.updated_at = status, clock.now()
         session.add(row)
         return row
-
-
-async def close_fhir_flag(client: FhirClient, record: FlagRecord, clock: Clock) -> None:
-    """Inactivate the FHIR Flag once the clinician has acted on it (version-aware)."""
-    if record.fhir_flag_id is None:
-        return
-    current = await client.read("Flag", record.fhir_flag_id)
-    if current.get("status") == "inactive":
-        return
-    version = (current.get("meta") or {}).get("versionId")
-    updated = {
-        **current,
-        "status": "inactive",
-        "period": {**(current.get("period") or {}), "end": clock.now().isoformat()},
-    }
-    await client.update(updated, if_match=f'W/"{version}"' if version else None)
