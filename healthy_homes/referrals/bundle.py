@@ -4,6 +4,11 @@ Patient, Consent, ServiceRequest (intent order, supportingInfo → Consent) and 
 (status requested, focus → ServiceRequest). Every entry is a conditional create on
 our identifier, so a retry after a lost acknowledgement creates nothing new.
 See https://hl7.org/fhir/us/sdoh-clinicalcare/ for the pattern.
+
+The referral form's answers, when there are any, are ``ServiceRequest.note`` entries,
+one per answer, each text starting with a fixed label ("Tenure: ", "Main concerns: ",
+"Best contact: ", "Best times: ", "Risks to visiting staff (shared with consent): ").
+Plain text keeps them readable by any receiving system without a Questionnaire.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
 
+from healthy_homes.consent.fhir_consent import build_consent
 from healthy_homes.fhir.client import JSON
 from healthy_homes.fhir.resources import to_json
 from healthy_homes.fhir.systems import (
@@ -25,6 +31,7 @@ from healthy_homes.fhir.systems import (
     ODS_ORGANISATION,
 )
 from healthy_homes.referrals.dataset import MinimumDataset
+from healthy_homes.store.models import ConsentRecord
 
 SNOMED = "http://snomed.info/sct"
 TASK_CODE = "http://hl7.org/fhir/CodeSystem/task-code"
@@ -47,6 +54,11 @@ def _patient(ds: MinimumDataset) -> JSON:
     if ds.phone:
         patient["telecom"] = [{"system": "phone", "value": ds.phone}]
     return to_json(Patient.model_validate(patient))
+
+
+def _notes(ds: MinimumDataset) -> JSON:
+    lines = ds.referral_form.note_lines() if ds.referral_form else []
+    return {"note": [{"text": line} for line in lines]} if lines else {}
 
 
 def patient_full_url(referral_id: str) -> str:
@@ -99,6 +111,7 @@ def build_referral_transaction(
                 "requester": {**practice, "display": dataset.referrer},
                 "performer": [owner],
                 "supportingInfo": [{"reference": consent_url}],
+                **_notes(dataset),
             }
         )
     )
@@ -143,3 +156,30 @@ def build_referral_transaction(
         }
     )
     return to_json(bundle)
+
+
+def referral_bundle(
+    *,
+    referral_id: str,
+    dataset: MinimumDataset,
+    consent: ConsentRecord,
+    housing_ods: str | None,
+    housing_name: str,
+    authored: datetime,
+) -> JSON:
+    """The whole transaction for a referral and its consent record, as it is sent."""
+    consent_json = build_consent(
+        consent,
+        patient_reference=patient_full_url(referral_id),
+        housing_ods=housing_ods,
+        housing_name=housing_name,
+    )
+    return build_referral_transaction(
+        referral_id=referral_id,
+        dataset=dataset,
+        consent=consent_json,
+        consent_id=consent.id,
+        housing_ods=housing_ods,
+        housing_name=housing_name,
+        authored=authored,
+    )

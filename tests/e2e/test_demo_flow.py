@@ -84,6 +84,9 @@ def test_demo_flow(tmp_path: Path) -> None:
             "practice_ods",
             "referrer",
             "reason",
+            # The referral form's answers (tenure, concerns, contact, staff risks only
+            # with consent): what the housing team needs and the GP record lacks.
+            "referral_form",
         }
         everything = json.dumps(received).lower()
         for word in REGISTER_WORDS:
