@@ -23,6 +23,7 @@ AREAS = (
     "healthy_homes.mock_server.cli",
     "healthy_homes.demo.cli",
     "healthy_homes.keys.cli",
+    "healthy_homes.web.cli",
 )
 
 
