@@ -12,6 +12,7 @@ from healthy_homes.flags.rules import History, Offer
 from healthy_homes.store.models import (
     OPEN_FLAG_STATUSES,
     OUTCOME_FLAG_STATUSES,
+    ConsentDecision,
     ConsentRecord,
     FlagRecord,
     Referral,
@@ -49,7 +50,9 @@ def load_histories(
         or_(col(FlagRecord.status).in_(_OPEN), col(FlagRecord.outcome).in_(_OUTCOMES)),
     )
     withdrawal_query = select(ConsentRecord.patient_id, ConsentRecord.withdrawn_at).where(
-        ConsentRecord.practice_ods == practice, col(ConsentRecord.withdrawn_at).is_not(None)
+        ConsentRecord.practice_ods == practice,
+        ConsentRecord.decision == ConsentDecision.GIVEN,
+        col(ConsentRecord.withdrawn_at).is_not(None),
     )
     referral_query = select(Referral).where(
         Referral.practice_ods == practice, Referral.status != ReferralStatus.CANCELLED
