@@ -212,6 +212,9 @@ class SyncConfig(_Strict):
         default=900, gt=0, description="longest one practice run may take (per practice)"
     )
     page_size: int = Field(default=200, ge=10, le=1000, description="_count of each search")
+    parallel_reads: int = Field(
+        default=4, ge=1, le=8, description="registers of one practice read at the same time"
+    )
     bulk_max_wait_seconds: float = Field(
         default=1800, gt=0, description="give up on a bulk export not ready after this long"
     )

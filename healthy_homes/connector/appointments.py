@@ -20,7 +20,7 @@ from healthy_homes.connector.reports import AppointmentReport
 from healthy_homes.connector.state import APPOINTMENTS, record_success
 from healthy_homes.fhir.resources import parse_instant, reference_id
 from healthy_homes.registers.conditions import table_of, upsert
-from healthy_homes.registers.membership import active_members
+from healthy_homes.registers.membership import member_ids
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import OPEN_FLAG_STATUSES, FlagRecord, WatchedAppointment
 
@@ -38,7 +38,8 @@ async def watch_appointments(ctx: PracticeContext) -> AppointmentReport:
     """Store today's and tomorrow's appointments of register patients; drop stale ones."""
     zone = ctx.sync.zone
     start, end = day_start(ctx.clock, zone), day_start(ctx.clock, zone, WATCH_DAYS)
-    members = set(active_members(ctx.db, ctx.ods))
+    with ctx.db.session() as session:
+        members = member_ids(session, ctx.ods)
     params: dict[str, str | list[str]] = {
         "date": ["ge" + fhir_instant(start), "lt" + fhir_instant(end)],
         "status": ",".join(WATCHED_STATUSES),

@@ -1,8 +1,9 @@
 """Reading a register by Condition search on its codes (the default source).
 
-Full: ``Condition?code=<codes>&_include=Condition:subject&_sort=_lastUpdated``.
-Incremental: the same with ``_lastUpdated=ge<watermark - overlap>``. Included Patients
-tell us who died or left, so a register never keeps them.
+Full: ``Condition?code=<codes>&_sort=_lastUpdated``. Incremental: the same with
+``_lastUpdated=ge<watermark - overlap>``. Whether the patients are alive and registered
+is then looked up with minimal elements (:mod:`patients`): after a full read for all of
+them, after an incremental one only for patients not seen before.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from healthy_homes.connector.pages import (
     server_time,
     split_entries,
 )
+from healthy_homes.connector.patients import StatusLookups
 from healthy_homes.connector.sink import ConditionSink, RegisterRead
 from healthy_homes.registers.definitions import RegisterDefinition
 
@@ -31,7 +33,6 @@ def condition_params(
     """The search parameters of one register read."""
     params: dict[str, str | list[str]] = {
         "code": token,
-        "_include": "Condition:subject",
         "_sort": "_lastUpdated",
         "_count": ctx.page_size,
     }
@@ -47,26 +48,12 @@ async def read_by_condition(
     full = watermark is None
     since = None if watermark is None else watermark - ctx.overlap
     sink = ConditionSink(ctx.db, ctx.ods, register, ctx.clock.now(), full=full)
-    started: datetime | None = None
-    drift = False
-    for token in register.search_tokens():
-        pages = 0
-        first_time: datetime | None = None
-        async for bundle in read_ahead(
-            ctx.client.search_pages("Condition", condition_params(ctx, token, since))
-        ):
-            pages += 1
-            if first_time is None:
-                first_time = server_time(bundle)
-            conditions, included = split_entries(bundle, "Condition")
-            sink.add(conditions, included)
-            ctx.report(register.name, len(conditions))
-            newest = max((t for c in conditions if (t := last_updated(c))), default=None)
-            # A Condition changed after the first page was made means the server's paging
-            # may have shifted under us (servers without snapshot paging skip an entry).
-            if first_time is not None and newest is not None and newest > first_time:
-                drift = drift or pages > 1 or bool(bundle_next(bundle))
-        started = first_time if started is None else min(started, first_time or started)
+    lookups = StatusLookups(ctx, recheck=full)
+    try:
+        started, drift = await _page(ctx, register, since, sink, lookups)
+        sink.add_statuses(await lookups.finish())
+    finally:
+        lookups.cancel()
     if drift:
         log.warning(
             "register changed while it was paged; keeping the old watermark",
@@ -84,6 +71,38 @@ async def read_by_condition(
         server_time=started,
         status_changed=sink.status_changed,
     )
+
+
+async def _page(
+    ctx: PracticeContext,
+    register: RegisterDefinition,
+    since: datetime | None,
+    sink: ConditionSink,
+    lookups: StatusLookups,
+) -> tuple[datetime | None, bool]:
+    """Page through the register's searches into the sink; (server start time, drift)."""
+    started: datetime | None = None
+    drift = False
+    for token in register.search_tokens():
+        pages = 0
+        first_time: datetime | None = None
+        async for bundle in read_ahead(
+            ctx.client.search_pages("Condition", condition_params(ctx, token, since))
+        ):
+            pages += 1
+            if first_time is None:
+                first_time = server_time(bundle)
+            conditions, included = split_entries(bundle, "Condition")
+            sink.add(conditions, included)
+            lookups.want(sink.subjects)
+            ctx.report(register.name, len(conditions))
+            newest = max((t for c in conditions if (t := last_updated(c))), default=None)
+            # A Condition changed after the first page was made means the server's paging
+            # may have shifted under us (servers without snapshot paging skip an entry).
+            if first_time is not None and newest is not None and newest > first_time:
+                drift = drift or pages > 1 or bool(bundle_next(bundle))
+        started = first_time if started is None else min(started, first_time or started)
+    return started, drift
 
 
 def bundle_next(bundle: dict[str, object]) -> bool:

@@ -58,6 +58,8 @@ class PracticeContext:
     registers: list[RegisterDefinition] = field(default_factory=list)
     sleep: Sleep = asyncio.sleep
     progress: ProgressHook | None = None
+    #: Patients whose status was looked up in the current run (cleared at each run).
+    checked: set[str] = field(default_factory=set)
 
     @classmethod
     def build(

@@ -7,30 +7,25 @@ Condition search. An incremental poll is one ``Group?_id=…&_lastUpdated=ge…`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
 from healthy_homes.connector.context import PracticeContext
 from healthy_homes.connector.pages import fhir_instant, last_updated, server_time, split_entries
+from healthy_homes.connector.patients import refresh_statuses
 from healthy_homes.connector.sink import RegisterRead
 from healthy_homes.errors import FhirError
 from healthy_homes.fhir.resources import parse_date, reference_id
 from healthy_homes.registers.conditions import (
-    chunks,
     condition_ids,
     delete_conditions,
-    known_patients,
     write_conditions,
-    write_statuses,
 )
 from healthy_homes.registers.definitions import RegisterDefinition
 from healthy_homes.registers.membership import recompute
-from healthy_homes.registers.rules import Classified, Role, patient_is_current
+from healthy_homes.registers.rules import Classified, Role
 
 JSON = dict[str, Any]
-STATUS_ELEMENTS = "id,active,deceasedBoolean,deceasedDateTime"
-IDS_PER_SEARCH = 100
 
 
 def group_spec(ctx: PracticeContext, register: str) -> str:
@@ -87,21 +82,6 @@ async def find_group(
     return found[0], when
 
 
-async def fetch_statuses(ctx: PracticeContext, patients: Iterable[str]) -> dict[str, bool]:
-    """Patient id -> current (alive and registered), by ``Patient?_id=`` in batches."""
-    found: dict[str, bool] = {}
-    for batch in chunks(sorted(set(patients)), IDS_PER_SEARCH):
-        params: dict[str, str | list[str]] = {
-            "_id": ",".join(batch),
-            "_elements": STATUS_ELEMENTS,
-            "_count": str(IDS_PER_SEARCH),
-        }
-        async for patient in ctx.client.search("Patient", params):
-            if patient.get("id"):
-                found[str(patient["id"])] = patient_is_current(patient)
-    return found
-
-
 async def changed_group(ctx: PracticeContext, group_id: str, watermark: datetime) -> JSON | None:
     """The Group if it changed since the watermark (less the overlap), else None."""
     params: dict[str, str | list[str]] = {
@@ -135,11 +115,9 @@ async def read_by_group(
     ctx.report(register.name, len(members))
     with ctx.db.session() as session:
         before = condition_ids(session, ctx.ods, register.name)
-        unknown = set(members) if full else set(members) - known_patients(session, ctx.ods, members)
-    statuses = await fetch_statuses(ctx, unknown)
+    status_changed = await refresh_statuses(ctx, members, recheck=full)
     entries = [Classified(p, p, Role.MEMBER, since) for p, since in members.items()]
     with ctx.db.session() as session:
-        status_changed = write_statuses(session, ctx.ods, statuses, now)
         touched = write_conditions(session, ctx.ods, register.name, entries, now)
         # Members are keyed by patient id; anyone no longer listed has left the Group.
         gone = set(before) - set(members)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from healthy_homes.connector.context import PracticeContext
-from healthy_homes.connector.group_source import STATUS_ELEMENTS
 from healthy_homes.connector.pages import (
     fhir_instant,
     last_updated,
@@ -19,6 +18,7 @@ from healthy_homes.connector.pages import (
     server_time,
     split_entries,
 )
+from healthy_homes.connector.patients import STATUS_ELEMENTS
 from healthy_homes.connector.state import PATIENTS
 from healthy_homes.registers.conditions import known_patients, write_statuses
 from healthy_homes.registers.definitions import RegisterDefinition

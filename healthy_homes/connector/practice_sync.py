@@ -8,6 +8,7 @@ loses nothing: the next run starts from the old watermark again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -61,23 +62,27 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
     source = ctx.practice.register_source
     states = load_states(ctx.db, ctx.ods)
     report = SyncReport(ctx.ods)
+    ctx.checked = set()
     changes: dict[str, MembershipChange] = {}
     status_changed: set[str] = set()
     server_times: list[datetime] = []
     failures: list[HealthyHomesError] = []
-    for register in ctx.registers:
+    slots = asyncio.Semaphore(ctx.sync.parallel_reads)
+
+    async def one(register: RegisterDefinition) -> RegisterRead | None:
         state = states.get(register.name)
         full = mode == "full" or needs_full(state, register, source)
         if full and state is not None and state.watermark is not None:
             # An interrupted full read must be redone in full, not continued incrementally.
             forget_watermark(ctx.db, ctx.ods, register.name, source, ctx.clock.now())
         try:
-            read = await read_register(ctx, register, state, full)
+            async with slots:
+                read = await read_register(ctx, register, state, full)
         except FhirError as exc:
             failures.append(exc)
             record_failure(ctx.db, ctx.ods, register.name, source, str(exc), ctx.clock.now())
             log.warning("register read failed: %s", exc, extra={"practice": ctx.ods})
-            continue
+            return None
         with ctx.db.session() as session:
             record_success(
                 session,
@@ -90,9 +95,16 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
                 fingerprint=register.fingerprint(),
                 resource_id=read.resource_id,
             )
-        report.read_mode[register.name] = "full" if read.full else "incremental"
+        return read
+
+    # Registers are read side by side: a practice's server is mostly waited for.
+    reads = await asyncio.gather(*(one(r) for r in ctx.registers))
+    for read in reads:
+        if read is None:
+            continue
+        report.read_mode[read.register] = "full" if read.full else "incremental"
         report.conditions_scanned += read.scanned
-        changes[register.name] = read.change
+        changes[read.register] = read.change
         status_changed |= read.status_changed
         if read.full and read.server_time is not None:
             server_times.append(read.server_time)
@@ -106,12 +118,12 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
     for name, change in changes.items():
         report.joined_register[name] = len(change.joined)
         report.left_register[name] = len(change.left)
-        report.joined |= change.joined
     with ctx.db.session() as session:
         counts = register_counts(session, ctx.ods)
         report.on_register = {r.name: counts.get(r.name, 0) for r in ctx.registers}
         report.patients = distinct_members(session, ctx.ods)
     report.flags_retired = await retire_orphaned_flags(ctx)
+    ctx.checked = set()  # a run's lookups say nothing about the next run
     if failures:
         raise failures[0]
     return report
@@ -128,8 +140,8 @@ async def _patient_step(
     state = states.get(PATIENTS)
     all_full = len(server_times) == len(ctx.registers) and bool(server_times)
     if mode == "full" or all_full or state is None or state.watermark is None:
-        # Full reads refreshed every register patient's status through _include, so
-        # Patient changes are due from the server time those reads began.
+        # Full reads looked up every register patient's status, so Patient changes
+        # are due from the server time those reads began.
         start = min(server_times) if server_times else _oldest_watermark(states, ctx)
         if start is not None:
             with ctx.db.session() as session:

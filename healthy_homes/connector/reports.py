@@ -25,7 +25,11 @@ class SyncReport:
     patients: int = 0
     patients_polled: int = 0
     flags_retired: int = 0
-    joined: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def anyone_joined(self) -> bool:
+        """Whether any patient joined any register in this sync."""
+        return any(self.joined_register.values())
 
 
 @dataclass

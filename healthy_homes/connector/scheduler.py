@@ -36,7 +36,7 @@ def build_scheduler(service: ConnectorService) -> AsyncIOScheduler:
     zone = sync.zone
     scheduler = AsyncIOScheduler(timezone=zone)
     now = service.clock.now()
-    for ods in service.contexts:
+    for ods in service.locks:
         scheduler.add_job(
             service.run,
             IntervalTrigger(minutes=sync.incremental_minutes, timezone=zone),

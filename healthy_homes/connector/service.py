@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -31,6 +32,8 @@ from healthy_homes.store.db import Database
 
 log = logging.getLogger(__name__)
 
+EVENTS_KEPT = 1000
+
 
 class ConnectorService:
     """Practices, their shared FHIR clients and locks; runs one practice or all of them."""
@@ -51,18 +54,26 @@ class ConnectorService:
         self.clock = clock
         self.contexts: dict[str, PracticeContext] = {}
         self.locks: dict[str, asyncio.Lock] = {}
-        #: (event, practice, kind) in the order they happened: "start", "end", "skip".
-        self.events: list[tuple[str, str, str]] = []
+        #: The latest (event, practice, kind) in order: "start", "end", "skip".
+        self.events: deque[tuple[str, str, str]] = deque(maxlen=EVENTS_KEPT)
+        #: Practices whose client could not be built (bad credentials): each run fails.
+        self.broken: dict[str, str] = {}
         #: Runs in progress, so a shutdown can let them finish.
         self.active: set[asyncio.Task[object]] = set()
         self._slots = asyncio.Semaphore(settings.sync.max_concurrent_practices)
         for practice in settings.practices:
             transport = transport_for(practice.ods_code) if transport_for else None
-            client = practice_client(practice, transport, clock=clock, sleep=sleep, policy=policy)
-            self.contexts[practice.ods_code] = PracticeContext.build(
-                settings, practice, client, db, clock, sleep=sleep, progress=progress
-            )
             self.locks[practice.ods_code] = asyncio.Lock()
+            try:
+                client = practice_client(
+                    practice, transport, clock=clock, sleep=sleep, policy=policy
+                )
+                self.contexts[practice.ods_code] = PracticeContext.build(
+                    settings, practice, client, db, clock, sleep=sleep, progress=progress
+                )
+            except HealthyHomesError as exc:
+                # One practice's bad key file or code set must not stop the others.
+                self.broken[practice.ods_code] = str(exc)
 
     async def __aenter__(self) -> ConnectorService:
         return self
@@ -96,6 +107,8 @@ class ConnectorService:
 
         ``appointments`` adds an appointment watch after a sync (for one-off runs).
         """
+        if ods in self.broken:
+            return PracticeRun(ods, kind, error=self.broken[ods])
         ctx = self.contexts[ods]
         lock = self.locks[ods]
         result = PracticeRun(ods, kind)
@@ -149,7 +162,7 @@ class ConnectorService:
         mode: Mode = kind
         result.sync = await sync_registers(ctx, mode)
         full = any(m == "full" for m in result.sync.read_mode.values())
-        if full or result.sync.joined:
+        if full or result.sync.anyone_joined:
             result.flags = await raise_flags(
                 self.db, ctx.client, ctx.ods, ctx.registers, self.settings.flags, self.clock
             )
@@ -166,7 +179,7 @@ class ConnectorService:
         appointments: bool = False,
     ) -> RunReport:
         """Run practices concurrently (up to the limit); each one's failure stays its own."""
-        chosen = list(practices) if practices is not None else list(self.contexts)
+        chosen = list(practices) if practices is not None else list(self.locks)
         runs = await asyncio.gather(
             *(self.run(ods, kind, appointments=appointments) for ods in chosen)
         )

@@ -8,22 +8,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+
+from sqlmodel import Session
 
 from healthy_homes.connector.pages import last_updated, later
 from healthy_homes.registers.conditions import (
     condition_ids,
     delete_conditions,
+    statuses,
     write_conditions,
     write_statuses,
 )
 from healthy_homes.registers.definitions import RegisterDefinition
-from healthy_homes.registers.membership import MembershipChange, recompute
-from healthy_homes.registers.rules import Classified, classify, patient_is_current
+from healthy_homes.registers.membership import MembershipChange, apply_members, recompute
+from healthy_homes.registers.rules import (
+    Classified,
+    Member,
+    Role,
+    classify,
+    membership,
+    patient_is_current,
+)
 from healthy_homes.store.db import Database
 
 JSON = dict[str, Any]
+#: Classified Conditions kept before they are written: a few pages' worth, so a
+#: 10k practice costs a couple of transactions, while memory stays bounded.
+FLUSH_AT = 2000
 
 
 @dataclass
@@ -60,33 +73,53 @@ class ConditionSink:
         self.scanned = 0
         self.newest: datetime | None = None
         self.seen: set[str] = set()
+        #: Patients with a Condition playing a role for the register in this read.
+        self.subjects: set[str] = set()
         self.touched: set[str] = set()
         self.status_changed: set[str] = set()
+        self._found: list[Classified] = []
+        self._patients: dict[str, bool] = {}
+        # Full reads keep each patient's roles (ids and dates, register-sized), so
+        # membership is derived without reading back what was just written.
+        self._roles: dict[str, dict[str, tuple[Role, date | None]]] = {}
 
     def add(self, conditions: Iterable[JSON], patients: Iterable[JSON] = ()) -> None:
-        """Store one page (or chunk of ndjson lines); safe to call twice with the same data."""
-        found: list[Classified] = []
+        """Take one page (or chunk of ndjson lines); safe to call twice with the same data."""
         for condition in conditions:
             self.scanned += 1
             self.newest = later(self.newest, last_updated(condition))
             item = classify(condition, self.register)
             if item is None:
                 continue
-            found.append(item)
+            self._found.append(item)
             if item.role is not None:
                 self.seen.add(item.condition_id)
-        seen_patients = {
-            str(p["id"]): patient_is_current(p)
-            for p in patients
-            if p.get("resourceType") == "Patient" and p.get("id")
-        }
-        if not found and not seen_patients:
-            return
-        with self.db.session() as session:
-            self.touched |= write_conditions(
-                session, self.practice, self.register.name, found, self.now
-            )
-            self.status_changed |= write_statuses(session, self.practice, seen_patients, self.now)
+                self.subjects.add(item.patient_id)
+                if self.full:
+                    roles = self._roles.setdefault(item.patient_id, {})
+                    roles[item.condition_id] = (item.role, item.noted)
+        for p in patients:
+            if p.get("resourceType") == "Patient" and p.get("id"):
+                self._patients[str(p["id"])] = patient_is_current(p)
+        if len(self._found) + len(self._patients) >= FLUSH_AT:
+            with self.db.session() as session:
+                self._write(session)
+
+    def add_statuses(self, found: dict[str, bool]) -> None:
+        """Take patients' current/not-current status, looked up elsewhere."""
+        self._patients.update(found)
+
+    def _write(self, session: Session) -> None:
+        self.touched |= write_conditions(
+            session,
+            self.practice,
+            self.register.name,
+            self._found,
+            self.now,
+            previous=not self.full,
+        )
+        self.status_changed |= write_statuses(session, self.practice, self._patients, self.now)
+        self._found, self._patients = [], {}
 
     def finish(self, *, delete_unseen: bool) -> MembershipChange:
         """Derive membership: for everyone after a full read, else for touched patients.
@@ -94,9 +127,23 @@ class ConditionSink:
         After a complete full read, rows of Conditions the server no longer returned
         (deleted, recoded, moved out of the Group) are removed first.
         """
+        # One transaction for the rest of the read: commits cost more than the writes.
         with self.db.session() as session:
+            self._write(session)
             if self.full and delete_unseen:
                 stale = set(condition_ids(session, self.practice, self.register.name)) - self.seen
                 delete_conditions(session, self.practice, self.register.name, stale)
+                return self._apply_roles(session)
             scope = None if self.full else self.touched | self.status_changed
             return recompute(session, self.practice, self.register.name, scope, self.now)
+
+    def _apply_roles(self, session: Session) -> MembershipChange:
+        """After a complete full read: the stored rows are exactly the roles seen."""
+        current = statuses(session, self.practice, self._roles)
+        desired: dict[str, Member] = {}
+        for patient_id, found in self._roles.items():
+            roles = [(c, role, noted) for c, (role, noted) in found.items()]
+            member = membership(roles, current=current.get(patient_id, True))
+            if member is not None:
+                desired[patient_id] = member
+        return apply_members(session, self.practice, self.register.name, desired, None, self.now)

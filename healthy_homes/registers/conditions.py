@@ -42,22 +42,25 @@ def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
 
 def upsert(
     session: Session,
-    table: Any,
+    table: Table,
     rows: Sequence[dict[str, Any]],
     keys: Sequence[str],
     update: Sequence[str],
 ) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE on SQLite and PostgreSQL."""
+    """INSERT ... ON CONFLICT (keys) DO UPDATE on SQLite and PostgreSQL.
+
+    One statement run for many parameter sets, so it is compiled once, not per row.
+    """
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for batch in chunks(rows, max(1, CHUNK * 4 // max(1, len(rows[0])))):
-        stmt = insert(table).values(batch)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={name: stmt.excluded[name] for name in update}
-        )
-        session.execute(stmt)
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={name: stmt.excluded[name] for name in update}
+    )
+    for batch in chunks(rows, CHUNK * 4):
+        session.execute(stmt, batch)
 
 
 def write_conditions(
@@ -66,10 +69,13 @@ def write_conditions(
     register: str,
     found: Iterable[Classified],
     now: datetime,
+    *,
+    previous: bool = True,
 ) -> set[str]:
     """Store Conditions that play a role; delete the rows of those that no longer do.
 
-    Returns the patients whose rows may have changed.
+    Returns the patients whose rows may have changed; with ``previous`` False (a full
+    read, after which everyone is recomputed) a Condition's former subject is not looked up.
     """
     keep: dict[str, dict[str, Any]] = {}
     drop: dict[str, str] = {}
@@ -89,7 +95,7 @@ def write_conditions(
             }
             drop.pop(item.condition_id, None)
     # A Condition moved to another subject changes the old subject's membership too.
-    touched = _subjects(session, practice, register, [*keep, *drop])
+    touched = _subjects(session, practice, register, [*keep, *drop]) if previous else set()
     touched |= {row["patient_id"] for row in keep.values()} | set(drop.values())
     upsert(
         session,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 from healthy_homes.config.models import PracticeConfig, RegisterConfig, Settings
 from healthy_homes.registers.codesets import BUILT_IN, CodeSet, load_codeset
@@ -44,21 +45,29 @@ class RegisterDefinition:
             return False
         return self.max_age is None or age <= self.max_age
 
+    @cached_property
+    def _code_sets(self) -> tuple[frozenset[tuple[str, str]], ...]:
+        # Asked for every Condition read, so built once.
+        diagnosis = frozenset((self.codeset.system, c.code) for c in self.codeset.codes)
+        resolved: frozenset[tuple[str, str]] = frozenset()
+        if self.honour_resolved_codes:
+            resolved = frozenset((self.codeset.system, c.code) for c in self.codeset.resolved_codes)
+        excluded: frozenset[tuple[str, str]] = frozenset()
+        if self.exclusions is not None:
+            excluded = frozenset((self.exclusions.system, c.code) for c in self.exclusions.codes)
+        return diagnosis, resolved, excluded
+
     def diagnosis_codes(self) -> frozenset[tuple[str, str]]:
         """(system, code) pairs that put a patient on the register."""
-        return frozenset((self.codeset.system, c.code) for c in self.codeset.codes)
+        return self._code_sets[0]
 
     def resolved_codes(self) -> frozenset[tuple[str, str]]:
         """(system, code) pairs that take a patient off again, if honoured."""
-        if not self.honour_resolved_codes:
-            return frozenset()
-        return frozenset((self.codeset.system, c.code) for c in self.codeset.resolved_codes)
+        return self._code_sets[1]
 
     def exclusion_codes(self) -> frozenset[tuple[str, str]]:
         """(system, code) pairs that exclude a patient while unresolved."""
-        if self.exclusions is None:
-            return frozenset()
-        return frozenset((self.exclusions.system, c.code) for c in self.exclusions.codes)
+        return self._code_sets[2]
 
     def search_tokens(self, max_chars: int = MAX_TOKEN_CHARS) -> list[str]:
         """Every code the register reads, as FHIR token values (comma = OR) of bounded length.

@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+from sqlmodel import select as orm_select
 
 from healthy_homes.clock import Clock
-from healthy_homes.registers.conditions import chunks, statuses, table_of
+from healthy_homes.registers.conditions import chunks, statuses, table_of, upsert
 from healthy_homes.registers.rules import Member, Role, membership
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import RegisterCondition, RegisterMembership
@@ -42,43 +43,67 @@ def apply_members(
     """Make membership match ``desired`` for the patients in ``scope`` (None: everyone).
 
     Rows are never deleted: a patient who leaves keeps an inactive row, so history
-    and flag retirement can see that they were once on the register.
+    and flag retirement can see that they were once on the register. Written with
+    Core upserts: building ORM objects would cost more than the whole download.
     """
-    change = MembershipChange()
-    query = select(RegisterMembership).where(
-        RegisterMembership.practice_ods == practice,
-        RegisterMembership.register_name == register,
+    table = table_of(RegisterMembership)
+    query = select(table.c.patient_id, table.c.active, table.c.since, table.c.condition_ids).where(
+        table.c.practice_ods == practice, table.c.register_name == register
     )
-    existing: dict[str, RegisterMembership] = {}
+    existing: dict[str, tuple[bool, date | None, list[str]]] = {}
     if scope is None:
-        existing = {m.patient_id: m for m in session.exec(query)}
-        patients: set[str] = set(existing) | set(desired)
+        rows = list(session.execute(query))
+        patients: set[str] = {r[0] for r in rows} | set(desired)
     else:
         patients = set(scope)
+        rows = []
         for batch in chunks(patients):
-            rows = session.exec(query.where(col(RegisterMembership.patient_id).in_(batch)))
-            existing.update((m.patient_id, m) for m in rows)
+            rows += session.execute(query.where(table.c.patient_id.in_(batch))).all()
+    existing = {r[0]: (bool(r[1]), r[2], list(r[3] or [])) for r in rows}
+    change = MembershipChange()
+    writes: list[dict[str, object]] = []
     for patient_id in patients:
         member = desired.get(patient_id)
-        row = existing.get(patient_id)
+        old = existing.get(patient_id)
         if member is None:
-            if row is not None and row.active:
-                row.active, row.updated_at = False, now
-                session.add(row)
+            if old is not None and old[0]:
                 change.left.add(patient_id)
+                writes.append(_row(practice, register, patient_id, False, old[1], old[2], now))
             continue
         ids = list(member.condition_ids)
-        if row is None:
-            row = RegisterMembership(
-                practice_ods=practice, register_name=register, patient_id=patient_id, updated_at=now
-            )
-        elif row.active and row.since == member.since and list(row.condition_ids) == ids:
+        if old is not None and old == (True, member.since, ids):
             continue
-        if not row.active or row.id is None:
+        if old is None or not old[0]:
             change.joined.add(patient_id)
-        row.since, row.condition_ids, row.active, row.updated_at = member.since, ids, True, now
-        session.add(row)
+        writes.append(_row(practice, register, patient_id, True, member.since, ids, now))
+    upsert(
+        session,
+        table,
+        writes,
+        ("practice_ods", "register_name", "patient_id"),
+        ("active", "since", "condition_ids", "updated_at"),
+    )
     return change
+
+
+def _row(
+    practice: str,
+    register: str,
+    patient_id: str,
+    active: bool,
+    since: date | None,
+    condition_ids: list[str],
+    now: datetime,
+) -> dict[str, object]:
+    return {
+        "practice_ods": practice,
+        "register_name": register,
+        "patient_id": patient_id,
+        "active": active,
+        "since": since,
+        "condition_ids": condition_ids,
+        "updated_at": now,
+    }
 
 
 def recompute(
@@ -120,7 +145,7 @@ def active_members(db: Database, practice: str) -> dict[str, list[RegisterMember
     grouped: dict[str, list[RegisterMembership]] = {}
     with db.session() as session:
         rows = session.exec(
-            select(RegisterMembership)
+            orm_select(RegisterMembership)
             .where(RegisterMembership.practice_ods == practice, col(RegisterMembership.active))
             .order_by(col(RegisterMembership.patient_id))
         )
@@ -129,10 +154,21 @@ def active_members(db: Database, practice: str) -> dict[str, list[RegisterMember
     return grouped
 
 
+def member_ids(session: Session, practice: str) -> set[str]:
+    """Patients active on at least one register of the practice."""
+    table = table_of(RegisterMembership)
+    rows = session.execute(
+        select(table.c.patient_id)
+        .where(table.c.practice_ods == practice, table.c.active)
+        .distinct()
+    )
+    return set(rows.scalars())
+
+
 def register_counts(session: Session, practice: str) -> dict[str, int]:
     """Active members per register of a practice."""
     rows = session.exec(
-        select(RegisterMembership.register_name, func.count())
+        orm_select(RegisterMembership.register_name, func.count())
         .where(RegisterMembership.practice_ods == practice, col(RegisterMembership.active))
         .group_by(col(RegisterMembership.register_name))
     )
@@ -145,7 +181,7 @@ def on_any_register(session: Session, practice: str, patients: Iterable[str]) ->
     for batch in chunks(set(patients)):
         found.update(
             session.exec(
-                select(RegisterMembership.patient_id).where(
+                orm_select(RegisterMembership.patient_id).where(
                     RegisterMembership.practice_ods == practice,
                     col(RegisterMembership.active),
                     col(RegisterMembership.patient_id).in_(batch),
@@ -158,7 +194,7 @@ def on_any_register(session: Session, practice: str, patients: Iterable[str]) ->
 def distinct_members(session: Session, practice: str) -> int:
     """Distinct patients active on at least one register."""
     return session.exec(
-        select(func.count(func.distinct(RegisterMembership.patient_id))).where(
+        orm_select(func.count(func.distinct(RegisterMembership.patient_id))).where(
             RegisterMembership.practice_ods == practice, col(RegisterMembership.active)
         )
     ).one()

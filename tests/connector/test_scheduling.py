@@ -86,6 +86,7 @@ async def test_never_two_runs_of_one_practice_at_once(db: Database) -> None:
         results = await asyncio.gather(first, second_full)
     assert all(r.error is None for r in results)
     assert [e[0] for e in service.events] == ["start", "skip", "skip", "end", "start", "end"]
+    assert len(service.events) <= 1000  # bounded: serve runs for months
     assert not _overlapping(service.events, "A12345")
 
 
@@ -185,3 +186,24 @@ async def test_scheduler_jobs_and_graceful_shutdown(db: Database) -> None:
         stop.set()
         await serve(service, stop, grace=1)
         assert not service.active
+
+
+async def test_a_practice_with_broken_credentials_fails_alone(db: Database, tmp_path) -> None:
+    broken = practice(
+        "http://practice-b.test/fhir",
+        ods="B22222",
+        auth={
+            "kind": "smart",
+            "client_id": "hh",
+            "token_url": "http://practice-b.test/token",
+            "private_key_file": str(tmp_path / "missing.pem"),
+        },
+    )
+    config = settings(db, practice("http://practice-a.test/fhir", ods="A11111"), broken)
+    async with ConnectorService(
+        config, db, FixedClock(NOW), transport_for=lambda _: httpx.ASGITransport(_practice_app())
+    ) as service:
+        report = await service.run_all("auto")
+    by_ods = {run.practice: run for run in report.practices}
+    assert by_ods["A11111"].error is None and by_ods["A11111"].sync is not None
+    assert "cannot read private key file" in (by_ods["B22222"].error or "")

@@ -1,0 +1,111 @@
+"""Whether register patients are alive and registered: looked up with minimal elements.
+
+``Patient?_id=…&_elements=id,active,deceasedBoolean,deceasedDateTime`` brings back
+only what the register rules need, never names or addresses (an ``_include`` of the
+subject would carry whole Patients). Each patient is looked up at most once a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from healthy_homes.connector.context import PracticeContext
+from healthy_homes.registers.conditions import chunks, statuses, write_statuses
+from healthy_homes.registers.rules import patient_is_current
+
+STATUS_ELEMENTS = "id,active,deceasedBoolean,deceasedDateTime"
+IDS_PER_SEARCH = 100
+# Lookups in flight at once: the server works on one while we store another.
+PARALLEL_LOOKUPS = 2
+
+
+async def fetch_statuses(ctx: PracticeContext, patients: Iterable[str]) -> dict[str, bool]:
+    """Patient id -> current (alive and registered), by ``Patient?_id=`` in batches."""
+    found: dict[str, bool] = {}
+    for ids in chunks(sorted(set(patients)), IDS_PER_SEARCH):
+        params: dict[str, str | list[str]] = {
+            "_id": ",".join(ids),
+            "_elements": STATUS_ELEMENTS,
+            "_count": str(IDS_PER_SEARCH),
+        }
+        async for patient in ctx.client.search("Patient", params):
+            if patient.get("id"):
+                found[str(patient["id"])] = patient_is_current(patient)
+    return found
+
+
+class StatusLookups:
+    """Patient status lookups started while a register is still being paged.
+
+    Each full batch of new patients is looked up at once, so the lookups overlap the
+    paging instead of following it; :meth:`finish` waits for them and stores the result.
+    """
+
+    def __init__(self, ctx: PracticeContext, *, recheck: bool) -> None:
+        self.ctx = ctx
+        self.recheck = recheck
+        self._pending: set[str] = set()
+        self._asked: set[str] = set()
+        self._found: dict[str, bool] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._slots = asyncio.Semaphore(PARALLEL_LOOKUPS)
+
+    def want(self, patients: Iterable[str]) -> None:
+        """Note patients whose status is needed; start a lookup for each full batch."""
+        self._pending |= set(patients) - self._asked - self.ctx.checked
+        while len(self._pending) >= IDS_PER_SEARCH:
+            batch = sorted(self._pending)[:IDS_PER_SEARCH]
+            self._start(batch)
+
+    def _start(self, batch: list[str]) -> None:
+        self._pending -= set(batch)
+        self._asked |= set(batch)
+        if not self.recheck:
+            # Incremental: patients with a stored status are kept current by the Patient poll.
+            with self.ctx.db.session() as session:
+                batch = sorted(set(batch) - set(statuses(session, self.ctx.ods, batch)))
+        if batch:
+            self._tasks.append(asyncio.ensure_future(self._lookup(batch)))
+
+    async def _lookup(self, batch: list[str]) -> None:
+        async with self._slots:
+            self._found.update(await fetch_statuses(self.ctx, batch))
+
+    async def finish(self) -> dict[str, bool]:
+        """Wait for every lookup; patient id -> current for everyone looked up."""
+        while self._pending:
+            self._start(sorted(self._pending)[:IDS_PER_SEARCH])
+        try:
+            results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:
+            self.cancel()
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+        self.ctx.checked |= self._asked
+        self.ctx.report("patients", len(self._found))
+        return self._found
+
+    def cancel(self) -> None:
+        """Stop lookups still running (the read failed); their errors are not news."""
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()  # marks it retrieved, so asyncio does not log it again
+
+
+async def refresh_statuses(
+    ctx: PracticeContext, patients: Iterable[str], *, recheck: bool
+) -> set[str]:
+    """Look up and store the status of these patients; return those whose status changed.
+
+    ``recheck`` (full reads) looks up everyone not yet looked up in this run; otherwise
+    only patients whose status was never stored (the Patient poll keeps the rest).
+    """
+    lookups = StatusLookups(ctx, recheck=recheck)
+    lookups.want(patients)
+    found = await lookups.finish()
+    with ctx.db.session() as session:
+        return write_statuses(session, ctx.ods, found, ctx.clock.now())
