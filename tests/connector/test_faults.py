@@ -44,6 +44,24 @@ def _run(config: Settings, db: Database, kind: str = "auto") -> None:
     assert report.failed == [], [r.error for r in report.failed]
 
 
+def _someone_leaves_copd(server, source: str, db: Database) -> str:
+    """The practice takes one patient off COPD: resolves the diagnosis, or edits the Group."""
+    with rest(server) as http:
+        if source == "group":
+            group = http.get("Group/register-copd").raise_for_status().json()
+            member = next(m for m in group["member"] if not m.get("inactive"))
+            member["inactive"] = True
+            http.put("Group/register-copd", json=group).raise_for_status()
+            return member["entity"]["reference"].split("/")[1]
+        copd = sorted(c for c in register_state(db)["conditions"] if c[0] == "copd")
+        _, condition_id, patient_id, _, _ = copd[0]
+        resource = http.get(f"Condition/{condition_id}").raise_for_status().json()
+        resource["clinicalStatus"]["coding"][0]["code"] = "resolved"
+        resource["abatementDateTime"] = "2026-11-01"
+        http.put(f"Condition/{condition_id}", json=resource).raise_for_status()
+        return patient_id
+
+
 def _two_dbs(tmp_path) -> tuple[Database, Database]:
     dbs = []
     for name in ("clean", "faulty"):
@@ -53,7 +71,7 @@ def _two_dbs(tmp_path) -> tuple[Database, Database]:
     return dbs[0], dbs[1]
 
 
-@pytest.mark.parametrize("source", ["condition", "bulk"])
+@pytest.mark.parametrize("source", ["condition", "group", "bulk"])
 def test_faults_change_nothing_in_the_synced_state(tmp_path, source: str) -> None:
     server = practice_server(patients=400, seed=5)
     clean, faulty = _two_dbs(tmp_path)
@@ -69,13 +87,7 @@ def test_faults_change_nothing_in_the_synced_state(tmp_path, source: str) -> Non
         assert register_state(clean)["members"]
 
         # A change at the practice, then an incremental pass of each, the faulty one under faults.
-        copd = sorted(c for c in register_state(clean)["conditions"] if c[0] == "copd")
-        _, condition_id, patient_id, _, _ = copd[0]
-        with rest(server) as http:
-            resource = http.get(f"Condition/{condition_id}").raise_for_status().json()
-            resource["clinicalStatus"]["coding"][0]["code"] = "resolved"
-            resource["abatementDateTime"] = "2026-11-01"
-            http.put(f"Condition/{condition_id}", json=resource).raise_for_status()
+        patient_id = _someone_leaves_copd(server, source, clean)
         _run(config_clean, clean)
         admin.put("/admin/faults", json=FAULTS).raise_for_status()
         _run(config_faulty, faulty)
