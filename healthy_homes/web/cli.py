@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
+import threading
 from pathlib import Path
 
 from healthy_homes.web import assets
+from healthy_homes.web.identity import Clinician, ConfiguredIdentity, ProxyHeaderIdentity
+
+SECRET_ENV = "HEALTHY_HOMES_WEB_CSRF_SECRET"  # noqa: S105 - the variable name, not a secret
 
 
 def _setup(args: argparse.Namespace) -> int:
@@ -14,6 +20,40 @@ def _setup(args: argparse.Namespace) -> int:
     state = "installed" if installed else "already installed"
     print(f"nhsuk-frontend {assets.NHSUK_FRONTEND_VERSION} {state} in {target}")
     return 0
+
+
+def csrf_secret() -> bytes:
+    """$HEALTHY_HOMES_WEB_CSRF_SECRET, else a new one (pages reload after a restart)."""
+    configured = os.environ.get(SECRET_ENV, "")
+    return configured.encode() if len(configured) >= 16 else secrets.token_bytes(32)
+
+
+def identity_from(args: argparse.Namespace) -> ConfiguredIdentity | ProxyHeaderIdentity:
+    """A fixed clinician (--clinician) or the reverse proxy's headers (--identity-header)."""
+    if args.clinician:
+        practitioner = args.practitioner
+        return ConfiguredIdentity(Clinician(args.clinician, args.clinician, practitioner))
+    return ProxyHeaderIdentity(
+        trusted_proxies=args.trusted_proxy or ("127.0.0.1/32", "::1/128"),
+        user_header=args.identity_header,
+    )
+
+
+def _popup(args: argparse.Namespace) -> int:
+    # Imported here: the web infrastructure itself never depends on a domain package.
+    from healthy_homes.web.cli_popup import serve_demo, serve_practice
+
+    if args.demo:
+        return serve_demo(args, identity_from(args), csrf_secret())
+    return serve_practice(args, identity_from(args), csrf_secret())
+
+
+def wait_forever() -> None:
+    """Block until Ctrl-C."""
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopping")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,3 +77,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     setup.add_argument("--assets-dir", help="where to install (default: see above)")
     setup.set_defaults(handler=_setup)
+
+    popup = commands.add_parser(
+        "popup",
+        help="serve the pop-up page for one practice",
+        description="Serve the pop-up page: it watches today's appointments and, when a "
+        "flagged patient arrives, opens a prompt with the consent, decline and 'discuss next "
+        "time' actions. Sign-in: a fixed --clinician, or headers from the practice's "
+        "authenticating reverse proxy. Set $" + SECRET_ENV + " (16+ characters) to keep "
+        "pages working across restarts.",
+    )
+    popup.add_argument("--config", type=Path, help="configuration file (TOML)")
+    popup.add_argument("--practice", help="ODS code of the practice (default: the first one)")
+    popup.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    popup.add_argument("--port", type=int, default=8081, help="port (default 8081)")
+    popup.add_argument("--poll-seconds", type=float, default=2.0, help="arrival check interval")
+    popup.add_argument("--assets-dir", help="nhsuk-frontend assets (see 'web setup')")
+    popup.add_argument("--clinician", help="the signed-in clinician's name (no proxy sign-in)")
+    popup.add_argument("--practitioner", help="their Practitioner/ID: only their appointments")
+    popup.add_argument(
+        "--identity-header",
+        default="X-Remote-User",
+        help="header naming the signed-in user, set by the reverse proxy (default X-Remote-User)",
+    )
+    popup.add_argument(
+        "--trusted-proxy",
+        action="append",
+        help="address or network of the reverse proxy (repeatable; default loopback)",
+    )
+    popup.add_argument(
+        "--demo",
+        action="store_true",
+        help="try it on a synthetic practice: mock servers, connector run, and Enter marks "
+        "the next flagged patient as arrived",
+    )
+    popup.set_defaults(handler=_popup)

@@ -11,7 +11,7 @@ from healthy_homes.cli import main
 from healthy_homes.web import assets
 
 
-@pytest.mark.parametrize("argv", [["web"], ["web", "setup"]])
+@pytest.mark.parametrize("argv", [["web"], ["web", "setup"], ["web", "popup"]])
 def test_web_commands_explain_themselves(
     argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,0 +1,69 @@
+"""The dialog's actions. Each is one POST with the CSRF token, safe to repeat."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from healthy_homes.errors import ConsentError
+from healthy_homes.flags.popup.forms import ConsentIn, DeclineIn, PreviewIn
+from healthy_homes.flags.popup.state import actions_of, clinician_of, state_of
+
+router = APIRouter(prefix="/api/flags/{flag_id}", include_in_schema=False)
+
+
+@router.post("/shown")
+async def shown(flag_id: str, request: Request) -> dict[str, str]:
+    """The dialog is in front of the clinician: the flag moves to 'shown'."""
+    clinician = clinician_of(request)
+    flag = actions_of(request).mark_shown(flag_id, by=clinician.recorded_as)
+    return {"status": flag.status}
+
+
+@router.post("/preview")
+async def preview(flag_id: str, body: PreviewIn, request: Request) -> dict[str, object]:
+    """Exactly what the housing service would receive, as lines to read to the patient."""
+    clinician = clinician_of(request)
+    actions = actions_of(request)
+    built = await actions.preview(flag_id, recorded_by=clinician.recorded_as, form=body.form)
+    return {
+        "lines": [[label, value] for label, value in built.lines],
+        "sentTo": actions.service.name,
+    }
+
+
+@router.post("/consent")
+async def consent(flag_id: str, body: ConsentIn, request: Request) -> dict[str, object]:
+    """Verbal consent given to the signed-in clinician: record it, refer, send."""
+    clinician = clinician_of(request)
+    actions = actions_of(request)
+    if body.wording_version != actions.wording_version:
+        raise ConsentError("the consent wording has changed since the page was loaded; reload")
+    done = await actions.consent(
+        flag_id, recorded_by=clinician.recorded_as, method=body.method, form=body.form
+    )
+    state_of(request).board.answer(flag_id)
+    name = actions.service.name
+    if done.sent:
+        message = f"Consent recorded and the referral sent to {name}."
+    else:
+        message = f"Consent recorded. The referral will be sent to {name} automatically."
+    return {"sent": done.sent, "message": message}
+
+
+@router.post("/decline")
+async def decline(flag_id: str, body: DeclineIn, request: Request) -> dict[str, object]:
+    """Declined, with the reason."""
+    clinician = clinician_of(request)
+    actions = actions_of(request)
+    await actions.decline(flag_id, recorded_by=clinician.recorded_as, reason=body.text())
+    state_of(request).board.answer(flag_id)
+    return {"message": f"Decline recorded: {body.text()}."}
+
+
+@router.post("/snooze")
+async def snooze(flag_id: str, request: Request) -> dict[str, object]:
+    """Discuss next time: hidden until the patient's next appointment."""
+    clinician = clinician_of(request)
+    await actions_of(request).discuss_next_time(flag_id, recorded_by=clinician.recorded_as)
+    state_of(request).board.answer(flag_id)
+    return {"message": "We will prompt you again at the patient's next appointment."}

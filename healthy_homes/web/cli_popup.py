@@ -1,0 +1,101 @@
+"""Serving the pop-up from the command line: for a configured practice, or a demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from healthy_homes.config.loader import resolve_settings
+from healthy_homes.config.models import Settings
+from healthy_homes.errors import ConfigError
+from healthy_homes.flags.popup import PopupConfig, close_streams, create_popup_app
+from healthy_homes.serving import ServerThread
+from healthy_homes.store.db import Database
+from healthy_homes.web.cli import wait_forever
+from healthy_homes.web.identity import IdentityProvider
+
+
+def _serve(
+    args: argparse.Namespace,
+    settings: Settings,
+    db: Database,
+    identity: IdentityProvider,
+    secret: bytes,
+) -> ServerThread:
+    ods = args.practice or (settings.practices[0].ods_code if settings.practices else None)
+    if ods is None:
+        raise ConfigError("no practice is configured")
+    config = PopupConfig.from_settings(settings, ods, poll_seconds=args.poll_seconds)
+    app = create_popup_app(
+        config,
+        db=db,
+        identity=identity,
+        csrf_secret=secret,
+        assets_dir=Path(args.assets_dir) if args.assets_dir else None,
+    )
+    server = ServerThread(app, args.host, args.port)
+    print(f"Pop-up page for practice {ods}: {server.start()}/")
+    return server
+
+
+def serve_practice(args: argparse.Namespace, identity: IdentityProvider, secret: bytes) -> int:
+    """Serve one configured practice's pop-up until Ctrl-C."""
+    settings = resolve_settings(args.config)
+    db = Database(settings.storage.url)
+    db.upgrade()
+    server = _serve(args, settings, db, identity, secret)
+    try:
+        wait_forever()
+    finally:
+        close_streams(server.app)
+        server.stop()
+        db.dispose()
+    return 0
+
+
+def _arrive_next(practice_url: str, flagged: set[str], today: str) -> str | None:
+    """Mark the next booked appointment today of a flagged patient as arrived."""
+    params = {"status": "booked", "date": today, "_count": "500"}
+    with httpx.Client(base_url=practice_url + "/", timeout=10) as http:
+        found = http.get("Appointment", params=params).json()
+        for entry in found.get("entry") or []:
+            appointment = entry["resource"]
+            actors = [p.get("actor", {}).get("reference", "") for p in appointment["participant"]]
+            if not any(a.removeprefix("Patient/") in flagged for a in actors):
+                continue
+            arrived = {**appointment, "status": "arrived"}
+            http.put(f"Appointment/{appointment['id']}", json=arrived).raise_for_status()
+            return str(appointment["id"])
+    return None
+
+
+def serve_demo(args: argparse.Namespace, identity: IdentityProvider, secret: bytes) -> int:
+    """A synthetic practice, one connector run, the pop-up, and arrivals on Enter."""
+    from healthy_homes.connector.run import run_once
+    from healthy_homes.demo.scenario import Demo
+
+    with (
+        tempfile.TemporaryDirectory(prefix="healthy-homes-popup-") as tmp,
+        Demo(Path(tmp)) as demo,
+    ):
+        assert demo.settings is not None
+        report = asyncio.run(run_once(demo.settings, demo.db, demo.clock))
+        flagged = {p for run in report.practices if run.flags for p in run.flags.raised}
+        args.practice = None
+        server = _serve(args, demo.settings, demo.db, identity, secret)
+        print(f"Practice FHIR server: {demo.practice_url}; {len(flagged)} patients flagged.")
+        try:
+            while True:
+                input("Press Enter to mark the next flagged patient as arrived (Ctrl-C stops) ")
+                appointment = _arrive_next(demo.practice_url, flagged, demo.today.isoformat())
+                print(f"Appointment {appointment} arrived" if appointment else "No more today")
+        except (KeyboardInterrupt, EOFError):
+            print("stopping")
+        finally:
+            close_streams(server.app)
+            server.stop()
+    return 0
