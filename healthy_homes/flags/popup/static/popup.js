@@ -77,12 +77,9 @@ function removePrompt(flagId) {
   prompts.delete(flagId);
   const queued = waiting.indexOf(flagId);
   if (queued >= 0) waiting.splice(queued, 1);
+  // An open dialog stays usable (the consultation may just have ended): if someone
+  // else has answered meanwhile, the server says so when this clinician acts.
   renderList();
-  // Our own action's echo is not news; someone else's answer is.
-  const ours = dialog.dataset.busy === flagId;
-  if (current && current.flagId === flagId && !dialog.dataset.done && !ours) {
-    showDone("Dealt with elsewhere", "This prompt has already been answered.");
-  }
 }
 
 list.addEventListener("click", (event) => {
@@ -121,7 +118,6 @@ function resetForms() {
   clearDeclineError();
   for (const dl of dialog.querySelectorAll(".hh-preview")) dl.replaceChildren();
   byId("preview-details").open = false;
-  delete dialog.dataset.done;
 }
 
 function openPrompt(prompt, opener) {
@@ -190,7 +186,6 @@ dialog.addEventListener("close", () => {
 });
 
 function showDone(title, message) {
-  dialog.dataset.done = "true";
   byId("done-title").textContent = title;
   byId("done-message").textContent = message;
   showPanel("done");
@@ -281,14 +276,12 @@ function declineError(message) {
 async function act(button, run) {
   if (!current || button.disabled) return;
   button.disabled = true;
-  dialog.dataset.busy = current.flagId;
   try {
     await run(current.flagId);
   } catch (error) {
     showError(error.message);
   } finally {
     button.disabled = false;
-    delete dialog.dataset.busy;
   }
 }
 
