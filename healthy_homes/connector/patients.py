@@ -61,6 +61,8 @@ class StatusLookups:
     def _start(self, batch: list[str]) -> None:
         self._pending -= set(batch)
         self._asked |= set(batch)
+        # Registers read side by side share patients: claim them now, not when answered.
+        self.ctx.checked |= set(batch)
         if not self.recheck:
             # Incremental: patients with a stored status are kept current by the Patient poll.
             with self.ctx.db.session() as session:
@@ -83,7 +85,6 @@ class StatusLookups:
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
-        self.ctx.checked |= self._asked
         self.ctx.report("patients", len(self._found))
         return self._found
 
