@@ -24,6 +24,7 @@ AREAS = (
     "healthy_homes.demo.cli",
     "healthy_homes.keys.cli",
     "healthy_homes.web.cli",
+    "healthy_homes.cds_hooks.cli",
 )
 
 
