@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,6 +53,9 @@ from tests.flags.world import (
 )
 
 PATIENTS = ("p0", "p1", "p2")
+TLS = ssl.create_default_context()  # built once: loading CA certificates per client is slow
+# Commits fsync; on tmpfs they cost nothing, and the test makes thousands.
+SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else None
 WINDOWS = {  # the defaults, written out independently of the code
     "declined": timedelta(days=365),
     "dismissed": timedelta(days=90),
@@ -124,8 +128,8 @@ class World:
 
     async def open(self) -> ClinicianActions:
         self.db = Database(self.url)
-        practice = FhirClient(self.practice_url, practice=PRACTICE)
-        housing = FhirClient(self.housing_url)
+        practice = FhirClient(self.practice_url, practice=PRACTICE, verify=TLS)
+        housing = FhirClient(self.housing_url, verify=TLS)
         self.clients = [practice, housing]
         return ClinicianActions(
             self.db,
@@ -258,7 +262,7 @@ def _check_practice(store: MockStore, since: int, model: Model) -> None:
 async def _run(
     events: list[tuple[Any, ...]], practice: RunningMockServer, housing: RunningMockServer
 ) -> None:
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as folder:
         db = fresh_db(Path(folder))
         for i, patient_id in enumerate(PATIENTS):
             on_register(db, patient_id, ("copd", "high_risk", "asthma")[i])

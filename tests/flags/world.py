@@ -105,3 +105,12 @@ def housing_service(url: str) -> HousingServiceConfig:
             "fhir_base_url": url,
         }
     )
+
+
+def practice_server(factory: Any) -> Any:
+    """A practice server (from ``mock_fhir_factory``) with p0..p3 alive and p4 deceased."""
+    server = factory(patients=0)
+    people = [patient(f"p{i}", i) for i in range(4)]
+    people.append(patient("p4", 4, deceasedDateTime="2026-10-01"))
+    server.store.load(people)
+    return server
