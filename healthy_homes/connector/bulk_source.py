@@ -8,23 +8,22 @@ read again from the start. Spec: https://hl7.org/fhir/uv/bulkdata/export.html
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import orjson
 from sqlmodel import select
 
 from healthy_homes.connector.context import PracticeContext
 from healthy_homes.connector.group_source import active_members, changed_group, find_group
 from healthy_homes.connector.pages import fhir_instant
 from healthy_homes.connector.sink import ConditionSink, RegisterRead
-from healthy_homes.errors import FhirError, FhirResponseError, FhirStatusError, FhirTransportError
+from healthy_homes.errors import FhirError, FhirResponseError
 from healthy_homes.fhir.observe import safe_url
 from healthy_homes.fhir.resources import parse_instant
 from healthy_homes.fhir.retry import backoff_delay, parse_retry_after
@@ -111,41 +110,20 @@ def _same_origin(a: str, b: str) -> bool:
     return (x.scheme, x.netloc) == (y.scheme, y.netloc)
 
 
-async def ndjson_batches(
-    http: httpx.AsyncClient, url: str, practice: str
-) -> AsyncIterator[list[JSON]]:
-    """Stream an ndjson file as lists of decoded lines; memory stays one batch deep."""
-    where = safe_url(url)
+def _decode_line(line: bytes, url: str, practice: str) -> JSON:
     try:
-        async with http.stream("GET", url, headers={"Accept": NDJSON}) as response:
-            if response.status_code >= 400:
-                raise FhirStatusError(
-                    f"bulk output answered HTTP {response.status_code}",
-                    status_code=response.status_code,
-                    url=where,
-                    practice=practice,
-                )
-            batch: list[JSON] = []
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
-                try:
-                    batch.append(json.loads(line))
-                except ValueError as exc:
-                    raise FhirResponseError(
-                        "bulk output has a line that is not JSON (cut off?)",
-                        url=where,
-                        practice=practice,
-                    ) from exc
-                if len(batch) >= LINES_PER_BATCH:
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
-    except httpx.TransportError as exc:
-        raise FhirTransportError(
-            f"bulk output download failed: {type(exc).__name__}", url=where, practice=practice
+        resource = orjson.loads(line)
+    except ValueError as exc:
+        raise FhirResponseError(
+            "bulk output has a line that is not JSON (cut off?)",
+            url=safe_url(url),
+            practice=practice,
         ) from exc
+    if not isinstance(resource, dict):
+        raise FhirResponseError(
+            "bulk output has a line that is not a resource", url=safe_url(url), practice=practice
+        )
+    return resource
 
 
 async def read_output(
@@ -154,44 +132,54 @@ async def read_output(
     requires_token: bool,
     handle: Callable[[list[JSON]], None],
 ) -> int:
-    """Feed one output file to ``handle``, again from the start after a retryable failure."""
+    """Feed one output file to ``handle`` in batches (memory stays one batch deep).
+
+    A file cut off after its first line is read again from the start: processing is
+    idempotent. Failures before the first line the client has already retried.
+    """
     url = ctx.client.resolve(str(output.get("url", "")))
     expected = output.get("count")
-    # FhirClient has no streaming call; its pooled httpx client (auth, TLS) is reused
-    # where the token is needed or harmless, a bare client elsewhere (pre-signed URLs).
-    shared = requires_token or _same_origin(url, ctx.client.base_url)
+    # Our credentials go where the token is needed or harmless, never to a pre-signed
+    # URL on another host.
+    credentials = requires_token or _same_origin(url, ctx.client.base_url)
     rng = random.Random()
     attempt = 0
     while True:
         attempt += 1
         lines = 0
+        began = False
+        batch: list[JSON] = []
+        error: FhirError
         try:
-            async with _downloader(ctx, shared) as http:
-                async for batch in ndjson_batches(http, url, ctx.ods):
-                    handle(batch)
-                    lines += len(batch)
-            if isinstance(expected, int) and lines != expected:
-                raise FhirResponseError(
-                    f"bulk output had {lines} lines, the manifest said {expected}",
-                    url=safe_url(url),
-                    practice=ctx.ods,
-                )
-            return lines
+            stream = ctx.client.stream_lines(
+                url, headers={"Accept": NDJSON}, credentials=credentials
+            )
+            async with contextlib.aclosing(stream):
+                async for line in stream:
+                    began = True
+                    batch.append(_decode_line(line, url, ctx.ods))
+                    if len(batch) >= LINES_PER_BATCH:
+                        handle(batch)
+                        lines, batch = lines + len(batch), []
+            if batch:
+                handle(batch)
+                lines += len(batch)
         except FhirError as exc:
-            if not exc.retryable or attempt >= ctx.client.policy.max_attempts:
+            if not began:
                 raise
-            retry_after = getattr(exc, "retry_after", None)
-            await ctx.sleep(backoff_delay(ctx.client.policy, attempt, rng, retry_after))
-
-
-@asynccontextmanager
-async def _downloader(ctx: PracticeContext, shared: bool) -> AsyncIterator[httpx.AsyncClient]:
-    """The practice's pooled client, or a short-lived one without our credentials."""
-    if shared:
-        yield ctx.client._http
-        return
-    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)) as own:
-        yield own
+            error = exc
+        else:
+            if not isinstance(expected, int) or lines == expected:
+                return lines
+            error = FhirResponseError(
+                f"bulk output had {lines} lines, the manifest said {expected}",
+                url=safe_url(url),
+                practice=ctx.ods,
+            )
+        if not error.retryable or attempt >= ctx.client.policy.max_attempts:
+            raise error
+        retry_after = getattr(error, "retry_after", None)
+        await ctx.sleep(backoff_delay(ctx.client.policy, attempt, rng, retry_after))
 
 
 async def read_by_bulk(

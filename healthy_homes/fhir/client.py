@@ -1,24 +1,28 @@
 """Async FHIR R4 REST client on one pooled ``httpx.AsyncClient`` per endpoint.
 
 Resources travel as plain JSON dicts: parsing every search result into pydantic
-models would dominate sync time. Resources we *write* are built and validated with
-``fhir.resources`` (see :mod:`healthy_homes.fhir.resources`).
+models would dominate sync time, and so would the standard library's ``json`` (a
+register sync decodes megabytes), so answers are decoded with ``orjson``. Resources
+we *write* are built and validated with ``fhir.resources`` (see
+:mod:`healthy_homes.fhir.resources`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import httpx
+import orjson
 
 from healthy_homes.clock import Clock, SystemClock
 from healthy_homes.errors import (
@@ -50,8 +54,8 @@ T = TypeVar("T")
 def _diagnostics(response: httpx.Response) -> str | None:
     """The first OperationOutcome diagnostics, if the body is one."""
     try:
-        body = response.json()
-    except ValueError:
+        body = orjson.loads(response.content)
+    except (ValueError, httpx.ResponseNotRead):
         return None
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
         issues = body.get("issue") or [{}]
@@ -140,9 +144,11 @@ class FhirClient:
         ``idempotent`` overrides :func:`~healthy_homes.fhir.retry.is_idempotent`, e.g.
         for a message the receiver de-duplicates by ``X-Request-Id``.
         """
-        return await self._call(
-            method, url, params, json_body, headers, idempotent, lambda response: response
-        )
+
+        async def as_is(response: httpx.Response) -> httpx.Response:
+            return response
+
+        return await self._call(method, url, params, json_body, headers, idempotent, as_is)
 
     async def _call(
         self,
@@ -152,9 +158,15 @@ class FhirClient:
         json_body: JSON | None,
         headers: Mapping[str, str] | None,
         idempotent: bool | None,
-        parse: Callable[[httpx.Response], T],
+        parse: Callable[[httpx.Response], Awaitable[T]],
+        *,
+        http: httpx.AsyncClient | None = None,
+        stream: bool = False,
     ) -> T:
-        """Run the attempts of one logical call; ``parse`` failures count as attempts too."""
+        """Run the attempts of one logical call; ``parse`` failures count as attempts too.
+
+        With ``stream`` the body is left for ``parse`` to read (and to close on failure).
+        """
         all_headers = dict(headers or {})
         given = [v for k, v in all_headers.items() if k.lower() == REQUEST_ID.lower()]
         # One id per logical call, kept across retries so a receiver can spot a repeat.
@@ -174,9 +186,11 @@ class FhirClient:
             started = time.perf_counter()
             status = "-"
             try:
-                response = await self._send(method, target, params, content, all_headers)
+                response = await self._send(
+                    method, target, params, content, all_headers, http=http, stream=stream
+                )
                 status = str(response.status_code)
-                result = parse(response)
+                result = await parse(response)
             except FhirError as exc:
                 status = attempt_status(exc, status)
                 self.breaker.record_error(exc)
@@ -211,24 +225,41 @@ class FhirClient:
         params: Mapping[str, str | list[str]] | None,
         content: bytes | None,
         headers: Mapping[str, str],
+        *,
+        http: httpx.AsyncClient | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
         """One attempt on the wire; a non-2xx answer becomes FhirStatusError."""
-        where = safe_url(target)
+        client = http or self._http
         try:
-            response = await self._http.request(
+            request = client.build_request(
                 method, target, params=params, content=content, headers=headers
             )
+            response = await client.send(request, stream=stream)
+            if stream and response.status_code >= 400:
+                try:
+                    await response.aread()  # an OperationOutcome is small; it says why
+                finally:
+                    await response.aclose()
         except httpx.TimeoutException as exc:
+            where = safe_url(target)
             raise FhirTransportError(
                 f"{method} timed out: {type(exc).__name__}", url=where, practice=self.practice
             ) from exc
         except httpx.TransportError as exc:
             raise FhirTransportError(
                 f"{method} failed to connect or was cut off: {type(exc).__name__}",
-                url=where,
+                url=safe_url(target),
+                practice=self.practice,
+            ) from exc
+        except httpx.DecodingError as exc:
+            raise FhirResponseError(
+                f"{method} answered with a body that could not be decoded",
+                url=safe_url(target),
                 practice=self.practice,
             ) from exc
         if response.status_code >= 400:
+            where = safe_url(target)
             diag = _diagnostics(response)
             raise FhirStatusError(
                 f"{method} answered HTTP {response.status_code}" + (f": {diag}" if diag else ""),
@@ -255,36 +286,92 @@ class FhirClient:
     ) -> JSON:
         """Send one request and decode its FHIR JSON body, checking ``resourceType``."""
 
-        def decode(response: httpx.Response) -> JSON:
+        async def decode(response: httpx.Response) -> JSON:
             return self._decode(method, response, expect)
 
         return await self._call(method, url, params, json_body, headers, idempotent, decode)
 
     def _decode(self, method: str, response: httpx.Response, expect: str | None) -> JSON:
-        where = safe_url(str(response.url))
+        # orjson.JSONDecodeError is a ValueError; FHIR JSON is UTF-8 (invalid UTF-8 fails too).
         try:
-            body = response.json()
+            body = orjson.loads(response.content)
         except ValueError as exc:
             raise FhirResponseError(
                 f"{method} answered with a body that is not JSON (truncated?)",
-                url=where,
+                url=safe_url(str(response.url)),
                 practice=self.practice,
             ) from exc
         if not isinstance(body, dict) or "resourceType" not in body:
             raise FhirResponseError(
                 f"{method} answered with JSON that is not a FHIR resource",
-                url=where,
+                url=safe_url(str(response.url)),
                 practice=self.practice,
             )
         if expect is not None and body["resourceType"] != expect:
             error = FhirResponseError(
                 f"expected a {expect}, got a {body['resourceType']}",
-                url=where,
+                url=safe_url(str(response.url)),
                 practice=self.practice,
             )
             error.retryable = False  # a well-formed answer of the wrong kind will not change
             raise error
         return body
+
+    async def stream_lines(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        credentials: bool = True,
+    ) -> AsyncGenerator[bytes, None]:
+        """GET ``url`` and yield each non-empty line of its body as it arrives (ndjson).
+
+        Until the first line has reached the caller this is a call like any other:
+        breaker, retries with backoff, errors mapped onto the FhirError tree. After that
+        nothing is repeated behind the caller's back: a body cut off later raises a
+        retryable FhirTransportError and the caller starts again if it wants to.
+        ``credentials=False`` sends neither our token nor our client certificate (a
+        pre-signed download URL on another host).
+        """
+        target = self.resolve(url)
+        where = safe_url(target)
+
+        def cut_off(exc: Exception) -> FhirTransportError:
+            return FhirTransportError(
+                f"GET body cut off: {type(exc).__name__}", url=where, practice=self.practice
+            )
+
+        async def first_lines(response: httpx.Response) -> _LineReader:
+            reader = _LineReader(response)
+            try:
+                await reader.fill()
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                await reader.aclose()
+                raise cut_off(exc) from exc
+            except BaseException:
+                await reader.aclose()
+                raise
+            return reader
+
+        async with contextlib.AsyncExitStack() as stack:
+            http = self._http
+            if not credentials:
+                http = await stack.enter_async_context(
+                    httpx.AsyncClient(timeout=self._http.timeout, headers={"Accept": FHIR_JSON})
+                )
+            reader = await self._call(
+                "GET", target, None, None, headers, None, first_lines, http=http, stream=True
+            )
+            stack.push_async_callback(reader.aclose)
+            try:
+                while reader.ready:
+                    for line in reader.take():
+                        yield line
+                    await reader.fill()
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                error = cut_off(exc)
+                self.breaker.record_error(error)
+                raise error from exc
 
     async def read(self, resource_type: str, resource_id: str) -> JSON:
         """GET [base]/[type]/[id]."""
@@ -355,6 +442,48 @@ class FhirClient:
         return await self.request_json(
             "POST", "", json_body=bundle, headers=headers, expect="Bundle"
         )
+
+
+class _LineReader:
+    """Splits a streamed body into lines, a chunk at a time."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._chunks = response.aiter_bytes()
+        self._lines: list[bytes] = []
+        self._rest = b""
+        self._ended = False
+
+    @property
+    def ready(self) -> bool:
+        """Whether lines are waiting, or more may come."""
+        return bool(self._lines) or not self._ended
+
+    async def fill(self) -> None:
+        """Read chunks until at least one whole line is waiting or the body ends."""
+        while not self._lines and not self._ended:
+            chunk = await anext(self._chunks, None)
+            if chunk is None:
+                self._ended = True
+                parts = [self._rest]
+            else:
+                parts = (self._rest + chunk).split(b"\n")
+                self._rest = parts.pop()
+            self._lines = [line for part in parts if (line := part.strip())]
+
+    def take(self) -> list[bytes]:
+        """The waiting lines."""
+        lines, self._lines = self._lines, []
+        return lines
+
+    async def aclose(self) -> None:
+        """Stop reading and give the connection back."""
+        stop = getattr(self._chunks, "aclose", None)
+        try:
+            if stop is not None:
+                await stop()
+        finally:
+            await self.response.aclose()
 
 
 def next_link(bundle: JSON) -> str | None:
