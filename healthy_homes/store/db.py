@@ -27,6 +27,13 @@ def make_engine(url: str) -> Engine:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            # With WAL, NORMAL fsyncs the log at checkpoints instead of at every commit.
+            # A commit still survives the process crashing or being killed, which is what
+            # the referral outbox (pending rows, ids stable across retries) and the sync
+            # watermarks rely on. Only a power cut or OS crash can lose the last few
+            # commits, and never corrupts the file: a lost "sent" is sent again under the
+            # same id, a lost watermark makes the next sync re-read (idempotently).
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
