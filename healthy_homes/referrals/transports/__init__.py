@@ -1,0 +1,1 @@
+"""Referral transports: one way of delivering a referral per housing service."""
