@@ -7,16 +7,18 @@ from the environment as ``HEALTHY_HOMES__SECTION__KEY`` (see docs/configuration.
 from __future__ import annotations
 
 import re
-from datetime import time
-from typing import Literal
+from datetime import date, time
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -173,15 +175,129 @@ class PracticeConfig(_Strict):
         return self
 
 
+HousingTransport = Literal["fhir", "bars", "hl7v2", "email"]
+TenureCode = Literal["owner-occupier", "private-rented", "social"]
+#: An outward code ("NE25") or a postcode district with its sector digit ("NE25 9").
+POSTCODE_DISTRICT = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?( [0-9])?$")
+
+
 class HousingServiceConfig(_Strict):
-    """A housing service that receives referrals."""
+    """A housing service that receives referrals: who it is, whom it takes, how it is reached.
+
+    Transport-specific settings live in the subclasses below, picked by ``transport``
+    (see :data:`HousingService`). This base keeps ``fhir_base_url`` and ``auth`` so
+    code written for the FHIR transport keeps working.
+    """
 
     id: str
     name: str
     ods_code: str | None = None
+    transport: HousingTransport = "fhir"
+    fhir_base_url: AnyHttpUrl | None = None
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    remit: str = Field(
+        default="Home health and safety: cold, damp, hazards and repairs",
+        max_length=200,
+        description="what the service does, in words a clinician reads before consent",
+    )
+    tenures: list[TenureCode] = Field(
+        default_factory=list,
+        description="tenures the service accepts (empty: every tenure)",
+    )
+    postcode_districts: list[str] = Field(
+        default_factory=list,
+        description="postcode districts covered, e.g. 'NE25' or 'NE25 9' (empty: anywhere)",
+    )
+    routing_priority: int = Field(
+        default=100,
+        ge=0,
+        description="when several services fit, the lowest priority wins (then the most "
+        "specific postcode match, then the id)",
+    )
+    ack_working_days: int = Field(
+        default=5, ge=1, le=60, description="working days to acknowledge before an alert"
+    )
+    bank_holidays: list[date] = Field(
+        default_factory=list, description="days that are not working days for this service"
+    )
+
+    @field_validator("postcode_districts")
+    @classmethod
+    def _districts(cls, value: list[str]) -> list[str]:
+        cleaned = [" ".join(d.upper().split()) for d in value]
+        for district in cleaned:
+            if not POSTCODE_DISTRICT.match(district):
+                raise ValueError(f"'{district}' is not a postcode district such as NE25 or NE25 9")
+        return cleaned
+
+    @model_validator(mode="after")
+    def _base_url_when_fhir(self) -> HousingServiceConfig:
+        if self.transport in ("fhir", "bars") and self.fhir_base_url is None:
+            raise ValueError(f"transport '{self.transport}' needs fhir_base_url")
+        return self
+
+
+class FhirHousingService(HousingServiceConfig):
+    """FHIR REST transaction (SDOH Clinical Care pattern)."""
+
     transport: Literal["fhir"] = "fhir"
     fhir_base_url: AnyHttpUrl
-    auth: AuthConfig = Field(default_factory=AuthConfig)
+    poll_minutes: float = Field(default=15, gt=0, description="minutes between Task polls")
+
+
+class BarsHousingService(HousingServiceConfig):
+    """NHS Booking and Referral Standard message to ``$process-message``."""
+
+    transport: Literal["bars"]
+    fhir_base_url: AnyHttpUrl
+    reply_endpoint: AnyHttpUrl = Field(
+        description="our endpoint for servicerequest-response messages (MessageHeader.source)"
+    )
+    source_name: str = "Healthy Homes"
+
+
+class Hl7v2HousingService(HousingServiceConfig):
+    """HL7 v2 REF^I12 over MLLP."""
+
+    transport: Literal["hl7v2"]
+    mllp_host: str
+    mllp_port: int = Field(ge=1, le=65535)
+    sending_application: str = "HEALTHY_HOMES"
+    receiving_application: str = "HOUSING"
+    receiving_facility: str | None = None
+    timeout_seconds: float = Field(default=10, gt=0, description="wait this long for the ACK")
+    tls: bool = Field(default=False, description="MLLP inside TLS (needs ca_file unless public)")
+    ca_file: str | None = None
+
+
+class EmailHousingService(HousingServiceConfig):
+    """Secure email: SMTP with STARTTLS and a structured attachment."""
+
+    transport: Literal["email"]
+    smtp_host: str
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    sender: str = Field(description="From address")
+    recipient: str = Field(description="the housing team's secure mailbox")
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = Field(default=None, description="PEM CAs for the SMTP server")
+    timeout_seconds: float = Field(default=30, gt=0)
+
+
+def _transport_of(value: object) -> str:
+    if isinstance(value, dict):
+        return str(value.get("transport", "fhir"))
+    return str(getattr(value, "transport", "fhir"))
+
+
+#: A ``[[housing_services]]`` entry, keyed by ``transport`` (absent means "fhir").
+HousingService = Annotated[
+    Annotated[FhirHousingService, Tag("fhir")]
+    | Annotated[BarsHousingService, Tag("bars")]
+    | Annotated[Hl7v2HousingService, Tag("hl7v2")]
+    | Annotated[EmailHousingService, Tag("email")],
+    Discriminator(_transport_of),
+]
 
 
 class SyncConfig(_Strict):
@@ -234,16 +350,55 @@ class SyncConfig(_Strict):
         return ZoneInfo(self.timezone)
 
 
+class DeliveryConfig(_Strict):
+    """The referral delivery worker: outbox claims, leases, retries and dead letters."""
+
+    batch_size: int = Field(default=50, ge=1, le=1000, description="entries claimed at once")
+    concurrency: int = Field(
+        default=16, ge=1, le=256, description="deliveries in flight at once per worker"
+    )
+    lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="how long a claim holds; a dead worker's entries return after this",
+    )
+    send_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="one delivery attempt; must be shorter than the lease"
+    )
+    poll_seconds: float = Field(
+        default=1.0, gt=0, description="how often an idle worker looks for due entries"
+    )
+    max_attempts: int = Field(
+        default=10, ge=1, le=100, description="attempts before an entry goes dead (one alert)"
+    )
+    backoff_base_seconds: float = Field(
+        default=5.0, gt=0, description="ceiling of the first retry's wait (full jitter)"
+    )
+    backoff_cap_seconds: float = Field(
+        default=3600.0, gt=0, description="largest retry wait ceiling"
+    )
+    interval_seconds: float = Field(
+        default=5.0, gt=0, description="how often the connector's scheduler runs delivery"
+    )
+
+    @model_validator(mode="after")
+    def _timeout_within_lease(self) -> DeliveryConfig:
+        if self.send_timeout_seconds >= self.lease_seconds:
+            raise ValueError("send_timeout_seconds must be shorter than lease_seconds")
+        return self
+
+
 class Settings(_Strict):
     """The whole configuration of one deployment."""
 
     storage: StorageConfig = Field(default_factory=StorageConfig)
     registers: list[RegisterConfig] = Field(default_factory=list)
     practices: list[PracticeConfig] = Field(default_factory=list)
-    housing_services: list[HousingServiceConfig] = Field(default_factory=list)
+    housing_services: list[HousingService] = Field(default_factory=list)
     flags: FlagRulesConfig = Field(default_factory=FlagRulesConfig)
     cds_hooks: CdsHooksConfig = Field(default_factory=CdsHooksConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Settings:
@@ -268,6 +423,9 @@ class Settings(_Strict):
                     f"practices[{i}].housing_service: unknown housing service "
                     f"'{practice.housing_service}'; expected one of the [[housing_services]] ids"
                 )
+        ids = [s.id for s in self.housing_services]
+        if len(set(ids)) != len(ids):
+            raise ValueError("housing_services: each id may appear only once")
         odss = [p.ods_code for p in self.practices]
         if len(set(odss)) != len(odss):
             raise ValueError("practices: each ods_code may appear only once")
