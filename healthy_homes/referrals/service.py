@@ -7,7 +7,13 @@ from healthy_homes.errors import ConsentRequiredError, ReferralError
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.referrals.dataset import from_patient
 from healthy_homes.store.db import Database
-from healthy_homes.store.models import ConsentRecord, Referral, ReferralStatus
+from healthy_homes.store.models import (
+    ConsentRecord,
+    OutboxEntry,
+    OutboxState,
+    Referral,
+    ReferralStatus,
+)
 
 
 async def create_referral(
@@ -18,7 +24,11 @@ async def create_referral(
     housing_service_id: str,
     clock: Clock,
 ) -> Referral:
-    """Snapshot the minimum dataset for a consented patient and record a pending referral."""
+    """Snapshot the minimum dataset for a consented patient and record a pending referral.
+
+    The referral and its outbox entry are written in one transaction: there is never a
+    referral the delivery worker does not know about, nor an entry without its referral.
+    """
     with db.session() as session:
         consent = session.get(ConsentRecord, consent_id)
         if consent is None or not consent.is_active_permit:
@@ -42,6 +52,18 @@ async def create_referral(
         status=ReferralStatus.PENDING,
         created_at=clock.now(),
     )
+    now = clock.now()
     with db.session() as session:
         session.add(referral)
+        session.flush()  # no ORM relationships: the referral row first, for the foreign key
+        session.add(
+            OutboxEntry(
+                referral_id=referral.id,
+                housing_service_id=housing_service_id,
+                state=OutboxState.PENDING,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
     return referral

@@ -269,3 +269,57 @@ class FlagEvent(SQLModel, table=True):
     source: str = Field(default="api", max_length=20)
     hook: str | None = Field(default=None, max_length=40)
     at: datetime = _ts(nullable=False)
+
+
+# -- referral outbox and alerts (migration 0004) ------------------------------------------
+
+
+class OutboxState(StrEnum):
+    """Where a referral's delivery stands."""
+
+    PENDING = "pending"  # waiting for its next attempt (next_attempt_at)
+    IN_FLIGHT = "in_flight"  # claimed by a worker until lease_expires_at
+    DELIVERED = "delivered"
+    DEAD = "dead"  # out of attempts (or refused for good): an operator decides
+    CANCELLED = "cancelled"
+
+
+class OutboxEntry(SQLModel, table=True):
+    """One referral to deliver, written in the same transaction as the referral.
+
+    Workers claim due entries with a lease; a worker that dies leaves its lease to
+    expire and another takes the entry over. ``last_error`` is an error class and an
+    operational message, never patient data.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: str = Field(foreign_key="referral.id", unique=True, max_length=36)
+    housing_service_id: str = Field(max_length=64)
+    state: str = Field(default=OutboxState.PENDING, max_length=20)
+    attempts: int = 0
+    dead_count: int = Field(default=0, description="times it went dead (one alert each)")
+    next_attempt_at: datetime = _ts(nullable=False)
+    lease_owner: str | None = Field(default=None, max_length=80)
+    lease_expires_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    delivered_at: datetime | None = _ts(nullable=True)
+
+
+class Alert(SQLModel, table=True):
+    """Something an operator must look at, raised once (``key`` is unique)."""
+
+    __tablename__ = "alert"
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    key: str = Field(unique=True, max_length=120, description="kind:subject:episode")
+    kind: str = Field(index=True, max_length=40)
+    subject: str = Field(max_length=64, description="e.g. a referral id, never a patient")
+    practice_ods: str | None = Field(default=None, max_length=10)
+    message: str = Field(max_length=500)
+    created_at: datetime = _ts(nullable=False)
+    acknowledged_at: datetime | None = _ts(nullable=True)
