@@ -25,6 +25,7 @@ AREAS = (
     "healthy_homes.keys.cli",
     "healthy_homes.web.cli",
     "healthy_homes.cds_hooks.cli",
+    "healthy_homes.housing.cli",
 )
 
 

@@ -271,6 +271,91 @@ class FlagEvent(SQLModel, table=True):
     at: datetime = _ts(nullable=False)
 
 
+# -- housing inbox (migration 0006) -------------------------------------------------
+# The housing side: a team without a case system of its own receives referrals here.
+# Only the referral minimum dataset is kept (see healthy_homes/housing/receive.py).
+
+
+class HousingTeam(SQLModel, table=True):
+    """A housing team: its FHIR base is ``/teams/{id}/fhir``; one bearer token (hashed)."""
+
+    __tablename__ = "housing_team"
+
+    id: str = Field(primary_key=True, max_length=40, description="slug used in URLs")
+    name: str = Field(max_length=120)
+    token_hash: str = Field(max_length=64, description="SHA-256 of the team's bearer token")
+    capacity_per_week: int | None = Field(default=None, description="None: no limit set")
+    overdue_days: int = 10
+    created_at: datetime = _ts(nullable=False)
+
+
+class HousingUser(SQLModel, table=True):
+    """A housing officer who signs in to one team's inbox."""
+
+    __tablename__ = "housing_user"
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    team_id: str = Field(foreign_key="housing_team.id", index=True, max_length=40)
+    username: str = Field(unique=True, max_length=120)
+    display_name: str = Field(max_length=120)
+    password_hash: str = Field(max_length=300, description="scrypt, self-describing")
+    created_at: datetime = _ts(nullable=False)
+
+
+class HousingSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random token, the table its SHA-256."""
+
+    __tablename__ = "housing_session"
+
+    id: str = Field(primary_key=True, max_length=64, description="SHA-256 of the cookie")
+    user_id: str = Field(foreign_key="housing_user.id", index=True, max_length=36)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = _ts(nullable=False)
+
+
+class HousingReferral(SQLModel, table=True):
+    """One received referral: the minimum dataset and its Task's state.
+
+    Its id is the logical id of the Task; the ServiceRequest, Patient and Consent the
+    team's FHIR base answers with are ``{id}``, ``{id}-p`` and ``{id}-c``.
+    """
+
+    __tablename__ = "housing_referral"
+    __table_args__ = (
+        UniqueConstraint("team_id", "referral_identifier"),
+        Index("ix_housing_referral_queue", "team_id", "received_at"),
+    )
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    team_id: str = Field(foreign_key="housing_team.id", max_length=40)
+    referral_identifier: str = Field(max_length=64, description="the sender's referral id")
+    dataset: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    consent: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    priority: str = Field(default="routine", max_length=10)
+    authored_on: str | None = Field(default=None, max_length=40)
+    received_at: datetime = _ts(nullable=False)
+    status: str = Field(default="received", max_length=20, index=True)
+    status_reason: str | None = Field(default=None, max_length=200)
+    outputs: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    started_at: datetime | None = _ts(nullable=True)
+    ended_at: datetime | None = _ts(nullable=True)
+    version: int = 1
+    updated_at: datetime = _ts(nullable=False)
+
+
+class HousingActivity(SQLModel, table=True):
+    """Something an officer did or recorded on a referral (contact, visit, outcome...)."""
+
+    __tablename__ = "housing_activity"
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
+    referral_id: str = Field(foreign_key="housing_referral.id", index=True, max_length=36)
+    kind: str = Field(max_length=20)
+    text: str = Field(max_length=1000)
+    by: str = Field(max_length=120, description="the officer's display name")
+    at: datetime = _ts(nullable=False)
+
+
 # -- referral outbox and alerts (migration 0004) ------------------------------------------
 
 

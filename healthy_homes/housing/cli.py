@@ -1,0 +1,133 @@
+"""``healthy-homes housing``: serve the inbox, add teams and officers, set capacity."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+from pathlib import Path
+
+from healthy_homes.clock import SystemClock
+from healthy_homes.config.loader import resolve_settings
+from healthy_homes.store.db import Database
+
+PASSWORD_ENV = "HEALTHY_HOMES_HOUSING_PASSWORD"  # noqa: S105 - the variable name
+
+
+def _db(args: argparse.Namespace) -> Database:
+    settings = resolve_settings(args.config)
+    db = Database(settings.storage.url)
+    db.upgrade()
+    return db
+
+
+def _add_team(args: argparse.Namespace) -> int:
+    from healthy_homes.housing.teams import add_team
+
+    db = _db(args)
+    try:
+        with db.session() as session:
+            token = add_team(session, args.team, args.name or args.team, SystemClock().now())
+    finally:
+        db.dispose()
+    print(f"Team {args.team}: FHIR base /teams/{args.team}/fhir")
+    print(f"Bearer token (shown once; give it to the connector): {token}")
+    return 0
+
+
+def _add_user(args: argparse.Namespace) -> int:
+    from healthy_homes.housing.teams import add_user
+
+    password = os.environ.get(PASSWORD_ENV) or getpass.getpass("Password (12+ characters): ")
+    db = _db(args)
+    try:
+        with db.session() as session:
+            add_user(
+                session, args.team, args.username, args.name or "", password, SystemClock().now()
+            )
+    finally:
+        db.dispose()
+    print(f"Officer {args.username} can sign in to team {args.team}'s inbox")
+    return 0
+
+
+def _set_capacity(args: argparse.Namespace) -> int:
+    from healthy_homes.housing.teams import set_capacity
+
+    per_week = None if args.per_week.lower() in ("none", "unlimited") else int(args.per_week)
+    db = _db(args)
+    try:
+        with db.session() as session:
+            set_capacity(session, args.team, per_week, args.overdue_days)
+    finally:
+        db.dispose()
+    print(f"Team {args.team}: {per_week if per_week is not None else 'no limit'} a week")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from healthy_homes.housing.app import create_housing_app
+    from healthy_homes.serving import ServerThread
+    from healthy_homes.web.cli import csrf_secret, wait_forever
+
+    db = _db(args)
+    app = create_housing_app(
+        db=db,
+        csrf_secret=csrf_secret(),
+        assets_dir=Path(args.assets_dir) if args.assets_dir else None,
+        secure_cookies=args.secure_cookies,
+    )
+    server = ServerThread(app, args.host, args.port)
+    print(f"Housing inbox: {server.start()}/ (FHIR bases under /teams/TEAM/fhir)")
+    try:
+        wait_forever()
+    finally:
+        server.stop()
+        db.dispose()
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``housing`` commands."""
+    housing = subparsers.add_parser(
+        "housing",
+        help="the housing inbox: a FHIR endpoint and pages for a team without a case system",
+        description="The housing inbox receives referrals at /teams/TEAM/fhir (bearer token "
+        "per team) and gives the team's officers a queue, the referral's detail, accept or "
+        "decline, contact, visit and outcome; the Task moves are what the practice sees.",
+    )
+    commands = housing.add_subparsers(dest="housing_command", metavar="HOUSING_COMMAND")
+    commands.required = True
+
+    def sub(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--config", type=Path, help="configuration file (TOML)")
+        return parser
+
+    serve = sub("serve", "serve the inbox pages and the teams' FHIR bases")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    serve.add_argument("--assets-dir", help="nhsuk-frontend assets (see 'web setup')")
+    serve.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        help="mark the session cookie Secure even when the proxy does not say HTTPS",
+    )
+    serve.set_defaults(handler=_serve)
+
+    team = sub("add-team", "add a team (or issue it a new bearer token)")
+    team.add_argument("team", help="team id: lower-case letters, digits, hyphens")
+    team.add_argument("--name", help="the team's name as officers see it")
+    team.set_defaults(handler=_add_team)
+
+    user = sub("add-user", f"add an officer to a team (password from ${PASSWORD_ENV} or asked)")
+    user.add_argument("team")
+    user.add_argument("username")
+    user.add_argument("--name", help="display name")
+    user.set_defaults(handler=_add_user)
+
+    cap = sub("set-capacity", "set new referrals per week ('none' for no limit)")
+    cap.add_argument("team")
+    cap.add_argument("per_week")
+    cap.add_argument("--overdue-days", type=int, help="age at which a referral shows overdue")
+    cap.set_defaults(handler=_set_capacity)
