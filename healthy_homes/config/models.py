@@ -254,6 +254,10 @@ class BarsHousingService(HousingServiceConfig):
         description="our endpoint for servicerequest-response messages (MessageHeader.source)"
     )
     source_name: str = "Healthy Homes"
+    responses_path: str = Field(
+        default="bars/responses",
+        description="path under the base URL where servicerequest-response messages are polled",
+    )
 
 
 class Hl7v2HousingService(HousingServiceConfig):
