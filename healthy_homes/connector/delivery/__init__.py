@@ -1,0 +1,1 @@
+"""Referral delivery: the transactional outbox, its leased claims and the worker."""

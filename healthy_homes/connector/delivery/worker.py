@@ -1,0 +1,237 @@
+"""The delivery worker: claims due outbox entries and delivers them concurrently.
+
+Up to ``concurrency`` deliveries run at once, each under ``send_timeout_seconds``
+(shorter than the lease, so a claim never outlives its holder's interest). A
+failure only moves its own entry (retry later or dead letter): one poison referral
+never holds up the others. An entry is marked delivered only after the transport
+returned; a crash in between leaves it to be sent again under the same referral id,
+which the receiver de-duplicates (conditional create).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from healthy_homes.clock import Clock
+from healthy_homes.config.models import DeliveryConfig, HousingServiceConfig
+from healthy_homes.connector.delivery import outbox
+from healthy_homes.connector.delivery.outbox import Claim
+from healthy_homes.connector.delivery.policy import DeliveryPolicy, nothing_sent, retry_after_of
+from healthy_homes.errors import ConsentRequiredError, HealthyHomesError
+from healthy_homes.referrals.forward import send_referral
+from healthy_homes.referrals.transports.base import Transport, transport_for
+from healthy_homes.store.db import Database
+from healthy_homes.store.models import OutboxEntry, Referral, ReferralStatus
+
+log = logging.getLogger(__name__)
+
+TransportFactory = Callable[[HousingServiceConfig], Transport]
+
+
+@dataclass
+class DeliveryStats:
+    """What one run did."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    cancelled: int = 0
+    lost_lease: int = 0
+
+    @property
+    def handled(self) -> int:
+        """Entries this run finished with, one way or another."""
+        return self.delivered + self.retried + self.dead + self.cancelled + self.lost_lease
+
+
+def worker_id() -> str:
+    """A lease owner name unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class DeliveryWorker:
+    """Delivers the outbox of one database to the configured housing services."""
+
+    def __init__(
+        self,
+        db: Database,
+        services: Iterable[HousingServiceConfig],
+        config: DeliveryConfig,
+        *,
+        clock: Clock,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+        transports: TransportFactory | None = None,
+    ) -> None:
+        self.db = db
+        self.services = {s.id: s for s in services}
+        self.config = config
+        self.clock = clock
+        self.owner = owner or worker_id()
+        self.policy = DeliveryPolicy(config, rng)
+        self._make: TransportFactory = transports or (lambda s: transport_for(s, clock=clock))
+        self._transports: dict[str, Transport] = {}
+
+    def _transport(self, service: HousingServiceConfig) -> Transport:
+        if service.id not in self._transports:
+            self._transports[service.id] = self._make(service)
+        return self._transports[service.id]
+
+    async def aclose(self) -> None:
+        """Close every transport opened."""
+        transports, self._transports = list(self._transports.values()), {}
+        for transport in transports:
+            await transport.aclose()
+
+    def claim(self, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` due entries under this worker's lease."""
+        lease = timedelta(seconds=self.config.lease_seconds)
+        return outbox.claim(self.db, self.owner, limit, lease, self.clock)
+
+    async def run_once(self) -> DeliveryStats:
+        """Deliver until nothing is due (retries scheduled for later stay for later)."""
+        stats = DeliveryStats()
+        await self._pump(stats, stop=None)
+        return stats
+
+    async def run(self, stop: asyncio.Event) -> DeliveryStats:
+        """Deliver, looking for due entries every ``poll_seconds``, until ``stop`` is set."""
+        stats = DeliveryStats()
+        await self._pump(stats, stop=stop)
+        return stats
+
+    async def _pump(self, stats: DeliveryStats, stop: asyncio.Event | None) -> None:
+        running: set[asyncio.Task[None]] = set()
+        limit = self.config.concurrency
+        try:
+            while True:
+                stopping = stop is not None and stop.is_set()
+                free = limit - len(running)
+                # Refill when half the slots are free, so claims come in batches.
+                if not stopping and (not running or free >= max(1, limit // 2)):
+                    for held in self.claim(min(free, self.config.batch_size)):
+                        running.add(asyncio.create_task(self._deliver(held, stats)))
+                if not running:
+                    if stop is None or stopping:
+                        return
+                    waiter = asyncio.create_task(stop.wait())
+                    await asyncio.wait({waiter}, timeout=self.config.poll_seconds)
+                    waiter.cancel()
+                    continue
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+        finally:
+            if running:
+                # Shutting down mid-send: let these finish (each is bounded by its timeout).
+                await asyncio.wait(running)
+
+    async def _deliver(self, held: Claim, stats: DeliveryStats) -> None:
+        try:
+            await self._attempt(held, stats)
+        except Exception:  # the worker outlives anything one referral does
+            log.exception("delivery bookkeeping failed", extra={"referral": held.referral_id})
+
+    async def _attempt(self, held: Claim, stats: DeliveryStats) -> None:
+        with self.db.session() as session:
+            entry = session.get(OutboxEntry, held.id)
+            service_id = entry.housing_service_id if entry else ""
+        service = self.services.get(service_id)
+        if service is None:
+            self._failed(held, stats, f"housing service {service_id} is not configured", True)
+            return
+        try:
+            async with asyncio.timeout(self.config.send_timeout_seconds):
+                receipt = await send_referral(
+                    self.db, held.referral_id, self._transport(service), service
+                )
+        except ConsentRequiredError as exc:
+            outbox.mark_cancelled(self.db, held, self.clock, exc.message)
+            stats.cancelled += 1
+            log.info("referral not sent: consent not in force", extra=self._extra(held))
+            return
+        except TimeoutError:
+            self._failed(held, stats, "delivery timed out", True)
+            return
+        except HealthyHomesError as exc:
+            if nothing_sent(exc):  # the breaker held it back: not an attempt, just a wait
+                held = replace(held, attempts=held.attempts - 1)
+                self._retry(held, stats, str(exc), retry_after_of(exc), sent=False)
+            else:
+                self._failed(held, stats, str(exc), exc.retryable, retry_after_of(exc))
+            return
+        except Exception as exc:  # a bug in one transport must not stop the rest
+            self._failed(held, stats, f"unexpected {type(exc).__name__}", True)
+            return
+        if receipt is None:
+            self._settle_unsendable(held, stats)
+            return
+        outbox.mark_delivered(
+            self.db, held, self.clock, remote_ref=receipt.remote_ref, remote_status=receipt.status
+        )
+        stats.delivered += 1
+
+    def _settle_unsendable(self, held: Claim, stats: DeliveryStats) -> None:
+        """The referral was sent by another path, or cancelled: close the entry to match."""
+        with self.db.session() as session:
+            referral = session.get(Referral, held.referral_id)
+            sent = referral is not None and referral.status == ReferralStatus.SENT
+        if sent:
+            outbox.mark_delivered(self.db, held, self.clock, remote_ref=None, remote_status=None)
+            stats.delivered += 1
+        else:
+            outbox.mark_cancelled(self.db, held, self.clock, "referral cancelled")
+            stats.cancelled += 1
+
+    def _failed(
+        self,
+        held: Claim,
+        stats: DeliveryStats,
+        error: str,
+        retryable: bool,
+        retry_after: float | None = None,
+    ) -> None:
+        verdict = self.policy.after_failure(
+            held.attempts, retryable=retryable, retry_after=retry_after
+        )
+        if verdict.dead:
+            if outbox.mark_dead(self.db, held, self.clock, error):
+                stats.dead += 1
+            else:
+                stats.lost_lease += 1
+            return
+        self._retry(held, stats, error, retry_after)
+
+    def _retry(
+        self,
+        held: Claim,
+        stats: DeliveryStats,
+        error: str,
+        retry_after: float | None,
+        *,
+        sent: bool = True,
+    ) -> None:
+        verdict = self.policy.after_failure(
+            max(1, held.attempts), retryable=True, retry_after=retry_after, final=False
+        )
+        if outbox.schedule_retry(self.db, held, self.clock, verdict.delay, error, sent=sent):
+            stats.retried += 1
+            log.warning(
+                "delivery attempt %d failed; next in %.1fs",
+                held.attempts,
+                verdict.delay,
+                extra=self._extra(held),
+            )
+        else:
+            stats.lost_lease += 1
+
+    def _extra(self, held: Claim) -> dict[str, object]:
+        return {"referral": held.referral_id, "attempt": held.attempts, "worker": self.owner}
