@@ -220,6 +220,11 @@ class HousingServiceConfig(_Strict):
     bank_holidays: list[date] = Field(
         default_factory=list, description="days that are not working days for this service"
     )
+    receipt_is_acknowledgement: bool = Field(
+        default=False,
+        description="count the receiving system's receipt (HL7 v2 AA, a BaRS 'received' "
+        "response) as the acknowledgement; otherwise a person must accept, reject or start it",
+    )
 
     @field_validator("postcode_districts")
     @classmethod
