@@ -201,10 +201,12 @@ async def read_by_bulk(
 
     def conditions(batch: list[JSON]) -> None:
         sink.add([r for r in batch if r.get("resourceType") == "Condition"])
+        sink.flush()
         ctx.report(register.name, len(batch))
 
     def patients(batch: list[JSON]) -> None:
         sink.add([], batch)
+        sink.flush()
 
     for output in manifest["output"]:
         kind = output.get("type") if isinstance(output, dict) else None

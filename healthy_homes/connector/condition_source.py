@@ -1,20 +1,25 @@
-"""Reading a register by Condition search on its codes (the default source).
+"""Reading registers by Condition search on their codes (the default source).
 
-Full: ``Condition?code=<codes>&_sort=_lastUpdated``. Incremental: the same with
-``_lastUpdated=ge<watermark - overlap>``. Whether the patients are alive and registered
-is then looked up with minimal elements (:mod:`patients`): after a full read for all of
-them, after an incremental one only for patients not seen before.
+Full, one register at a time: ``Condition?code=<codes>&_sort=_lastUpdated``.
+Incremental, every register of the practice at once: one search on all their codes
+with ``_lastUpdated=ge<oldest watermark - overlap>``, each Condition classified for
+each register whose codes it carries (what a search per register would have sent
+it), so a poll that finds nothing costs one request, not one per register. Whether
+the patients are alive and registered is then looked up with minimal elements
+(:mod:`patients`): after a full read for all of them, after an incremental one only
+for patients not seen before.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from healthy_homes.connector.context import PracticeContext
 from healthy_homes.connector.pages import (
     fhir_instant,
-    last_updated,
     later,
     read_ahead,
     server_time,
@@ -22,9 +27,12 @@ from healthy_homes.connector.pages import (
 )
 from healthy_homes.connector.patients import StatusLookups
 from healthy_homes.connector.sink import ConditionSink, RegisterRead
-from healthy_homes.registers.definitions import RegisterDefinition
+from healthy_homes.registers.definitions import MAX_TOKEN_CHARS, RegisterDefinition
 
 log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+Codes = frozenset[tuple[str, str]]
 
 
 def condition_params(
@@ -41,49 +49,133 @@ def condition_params(
     return params
 
 
+def register_codes(register: RegisterDefinition) -> Codes:
+    """Every (system, code) a register reads: diagnosis, resolved and exclusion codes."""
+    return register.diagnosis_codes() | register.resolved_codes() | register.exclusion_codes()
+
+
+def code_tokens(codes: Codes, max_chars: int = MAX_TOKEN_CHARS) -> list[str]:
+    """FHIR token values (comma = OR) covering ``codes``, each of bounded length."""
+    tokens: list[str] = []
+    current: list[str] = []
+    size = 0
+    for system, code in sorted(codes):
+        token = f"{system}|{code}"
+        if current and size + len(token) + 1 > max_chars:
+            tokens.append(",".join(current))
+            current, size = [], 0
+        current.append(token)
+        size += len(token) + 1
+    if current:
+        tokens.append(",".join(current))
+    return tokens
+
+
+def condition_codes(condition: JSON) -> set[tuple[str, str]]:
+    """The (system, code) pairs of a Condition's code, as the register rules read them."""
+    coding = (condition.get("code") or {}).get("coding") or []
+    return {(str(c.get("system")), str(c.get("code"))) for c in coding if c.get("code")}
+
+
+@dataclass
+class _Target:
+    """One register being read: where its Conditions go, and which codes are its own."""
+
+    register: RegisterDefinition
+    watermark: datetime | None
+    sink: ConditionSink
+    codes: Codes | None  # None: every Condition of the search is this register's
+
+
+@dataclass
+class _Paged:
+    started: datetime | None = None
+    drift: bool = False
+    subjects: set[str] = field(default_factory=set)
+
+
 async def read_by_condition(
     ctx: PracticeContext, register: RegisterDefinition, watermark: datetime | None
 ) -> RegisterRead:
     """Read a register: in full when ``watermark`` is None, else the changes since it."""
     full = watermark is None
-    since = None if watermark is None else watermark - ctx.overlap
-    sink = ConditionSink(ctx.db, ctx.ods, register, ctx.clock.now(), full=full)
+    target = _Target(
+        register,
+        watermark,
+        ConditionSink(ctx.db, ctx.ods, register, ctx.clock.now(), full=full),
+        None,
+    )
+    [read] = await _read(ctx, [target], register.search_tokens(), full=full)
+    return read
+
+
+async def read_changes_together(
+    ctx: PracticeContext, registers: list[tuple[RegisterDefinition, datetime]]
+) -> list[RegisterRead]:
+    """Read the changes of several registers since their watermarks with one search.
+
+    It starts from the oldest watermark (less the overlap); Conditions a register has
+    seen before are simply stored again, which changes nothing.
+    """
+    now = ctx.clock.now()
+    targets = [
+        _Target(r, w, ConditionSink(ctx.db, ctx.ods, r, now, full=False), register_codes(r))
+        for r, w in registers
+    ]
+    codes = frozenset().union(*(t.codes or frozenset() for t in targets))
+    return await _read(ctx, targets, code_tokens(codes), full=False)
+
+
+async def _read(
+    ctx: PracticeContext, targets: list[_Target], tokens: list[str], *, full: bool
+) -> list[RegisterRead]:
+    marks = [t.watermark for t in targets if t.watermark is not None]
+    since = None if full or not marks else min(marks) - ctx.overlap
     lookups = StatusLookups(ctx, recheck=full)
     try:
-        started, drift = await _page(ctx, register, since, sink, lookups)
-        sink.add_statuses(await lookups.finish())
+        paged = await _page(ctx, tokens, since, targets, lookups)
+        found = await lookups.finish()
     finally:
         lookups.cancel()
-    if drift:
-        log.warning(
-            "register changed while it was paged; keeping the old watermark",
-            extra={"practice": ctx.ods, "register": register.name},
+    reads = []
+    for target in targets:
+        register, sink = target.register, target.sink
+        if paged.drift:
+            log.warning(
+                "register changed while it was paged; keeping the old watermark",
+                extra={"practice": ctx.ods, "register": register.name},
+            )
+        sink.add_statuses(found)
+        change = sink.finish(delete_unseen=not paged.drift)
+        # After drift the old watermark stays, so the next run reads the same span again.
+        watermark = target.watermark
+        new_watermark = (
+            watermark if paged.drift else later(watermark, later(paged.started, sink.newest))
         )
-    change = sink.finish(delete_unseen=not drift)
-    # After drift the old watermark stays, so the next run reads the same span again.
-    new_watermark = watermark if drift else later(watermark, later(started, sink.newest))
-    return RegisterRead(
-        register.name,
-        full,
-        scanned=sink.scanned,
-        change=change,
-        watermark=new_watermark,
-        server_time=started,
-        status_changed=sink.status_changed,
-    )
+        reads.append(
+            RegisterRead(
+                register.name,
+                full,
+                scanned=sink.scanned,
+                change=change,
+                watermark=new_watermark,
+                server_time=paged.started,
+                status_changed=sink.status_changed,
+            )
+        )
+    return reads
 
 
 async def _page(
     ctx: PracticeContext,
-    register: RegisterDefinition,
+    tokens: list[str],
     since: datetime | None,
-    sink: ConditionSink,
+    targets: list[_Target],
     lookups: StatusLookups,
-) -> tuple[datetime | None, bool]:
-    """Page through the register's searches into the sink; (server start time, drift)."""
-    started: datetime | None = None
-    drift = False
-    for token in register.search_tokens():
+) -> _Paged:
+    """Page through the searches into the targets' sinks; server start time and drift."""
+    paged = _Paged()
+    for token in tokens:
         pages = 0
         first_time: datetime | None = None
         async for bundle in read_ahead(
@@ -93,16 +185,41 @@ async def _page(
             if first_time is None:
                 first_time = server_time(bundle)
             conditions, included = split_entries(bundle, "Condition")
-            sink.add(conditions, included)
-            lookups.want(sink.subjects)
-            ctx.report(register.name, len(conditions))
-            newest = max((t for c in conditions if (t := last_updated(c))), default=None)
+            newest = _route(ctx, conditions, included, targets)
+            for target in targets:
+                paged.subjects |= target.sink.subjects
+            await lookups.want(paged.subjects)
+            statuses = lookups.take()
+            for target in targets:
+                target.sink.add_statuses(statuses)
+                target.sink.flush()
             # A Condition changed after the first page was made means the server's paging
             # may have shifted under us (servers without snapshot paging skip an entry).
             if first_time is not None and newest is not None and newest > first_time:
-                drift = drift or pages > 1 or bool(bundle_next(bundle))
-        started = first_time if started is None else min(started, first_time or started)
-    return started, drift
+                paged.drift = paged.drift or pages > 1 or bool(bundle_next(bundle))
+        paged.started = (
+            first_time if paged.started is None else min(paged.started, first_time or paged.started)
+        )
+    return paged
+
+
+def _route(
+    ctx: PracticeContext, conditions: list[JSON], included: list[JSON], targets: list[_Target]
+) -> datetime | None:
+    """Hand each target the page's Conditions that are its own; the page's newest time."""
+    newest: datetime | None = None
+    coded = None
+    if any(t.codes is not None for t in targets):
+        coded = [(c, condition_codes(c)) for c in conditions]
+    for target in targets:
+        if target.codes is None or coded is None:
+            mine = conditions
+        else:
+            codes = target.codes
+            mine = [c for c, found in coded if not codes.isdisjoint(found)]
+        newest = later(newest, target.sink.add(mine, included))
+        ctx.report(target.register.name, len(mine))
+    return newest
 
 
 def bundle_next(bundle: dict[str, object]) -> bool:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from healthy_homes.fhir.client import notify_sent
 from healthy_homes.fhir.resources import parse_instant
 
 JSON = dict[str, Any]
+T = TypeVar("T")
 
 
 def split_entries(bundle: JSON, resource_type: str) -> tuple[list[JSON], list[JSON]]:
@@ -53,14 +55,34 @@ def later(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(a, b)
 
 
+async def started(fetch: Awaitable[T]) -> asyncio.Task[T]:
+    """Start ``fetch`` as a task; return once its request is on the wire, or it ended.
+
+    A task created now only runs when this coroutine next yields to the event loop.
+    Returning before the request has left would let the caller's CPU-bound work (a
+    page classified and stored) run first, and the server would sit idle meanwhile.
+    Waiting gives the loop to other work too, so nothing idles that could run.
+    """
+    on_wire = asyncio.Event()
+    with notify_sent(on_wire.set):
+        task = asyncio.ensure_future(fetch)  # the task copies this context, callback included
+    if not task.done():
+        waiter = asyncio.ensure_future(on_wire.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+    return task
+
+
 async def read_ahead(pages: AsyncIterator[JSON]) -> AsyncIterator[JSON]:
     """Yield pages while the next one is already being fetched.
 
-    The server builds page n+1 while we store page n, so a sync costs little more
-    than the download itself; at most one request per stream is in flight.
+    The request for page n+1 is on the wire before page n is yielded, so the server
+    builds it while we store page n; at most one request per stream is in flight.
     """
     iterator = aiter(pages)
-    pending: asyncio.Task[JSON] | None = asyncio.ensure_future(anext(iterator))
+    pending: asyncio.Task[JSON] | None = await started(anext(iterator))
     try:
         while pending is not None:
             try:
@@ -68,7 +90,7 @@ async def read_ahead(pages: AsyncIterator[JSON]) -> AsyncIterator[JSON]:
             except StopAsyncIteration:
                 pending = None
                 return
-            pending = asyncio.ensure_future(anext(iterator))
+            pending = await started(anext(iterator))
             yield page
     finally:
         if pending is not None and not pending.done():

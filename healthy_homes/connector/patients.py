@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Iterable
 
 from healthy_homes.connector.context import PracticeContext
+from healthy_homes.connector.pages import started
 from healthy_homes.registers.conditions import chunks, statuses, write_statuses
 from healthy_homes.registers.rules import patient_is_current
 
@@ -48,17 +49,27 @@ class StatusLookups:
         self._pending: set[str] = set()
         self._asked: set[str] = set()
         self._found: dict[str, bool] = {}
+        self._answered = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(PARALLEL_LOOKUPS)
 
-    def want(self, patients: Iterable[str]) -> None:
-        """Note patients whose status is needed; start a lookup for each full batch."""
+    async def want(self, patients: Iterable[str]) -> None:
+        """Note patients whose status is needed; start a lookup for each full batch.
+
+        Returns once a started lookup is on the wire (when a slot is free), so the
+        caller's next stretch of work overlaps the server answering it.
+        """
         self._pending |= set(patients) - self._asked - self.ctx.checked
         while len(self._pending) >= IDS_PER_SEARCH:
             batch = sorted(self._pending)[:IDS_PER_SEARCH]
-            self._start(batch)
+            await self._start(batch)
 
-    def _start(self, batch: list[str]) -> None:
+    def take(self) -> dict[str, bool]:
+        """Statuses answered since the last call (to store them as they come)."""
+        found, self._found = self._found, {}
+        return found
+
+    async def _start(self, batch: list[str]) -> None:
         self._pending -= set(batch)
         self._asked |= set(batch)
         # Registers read side by side share patients: claim them now, not when answered.
@@ -67,17 +78,23 @@ class StatusLookups:
             # Incremental: patients with a stored status are kept current by the Patient poll.
             with self.ctx.db.session() as session:
                 batch = sorted(set(batch) - set(statuses(session, self.ctx.ods, batch)))
-        if batch:
-            self._tasks.append(asyncio.ensure_future(self._lookup(batch)))
+        if not batch:
+            return
+        lookup = self._lookup(batch)
+        # With both slots taken the lookup would only queue: nothing to wait for.
+        task = asyncio.ensure_future(lookup) if self._slots.locked() else await started(lookup)
+        self._tasks.append(task)
 
     async def _lookup(self, batch: list[str]) -> None:
         async with self._slots:
-            self._found.update(await fetch_statuses(self.ctx, batch))
+            found = await fetch_statuses(self.ctx, batch)
+        self._found.update(found)
+        self._answered += len(found)
 
     async def finish(self) -> dict[str, bool]:
-        """Wait for every lookup; patient id -> current for everyone looked up."""
+        """Wait for every lookup; patient id -> current for those not yet taken."""
         while self._pending:
-            self._start(sorted(self._pending)[:IDS_PER_SEARCH])
+            await self._start(sorted(self._pending)[:IDS_PER_SEARCH])
         try:
             results = await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
@@ -85,8 +102,8 @@ class StatusLookups:
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
-        self.ctx.report("patients", len(self._found))
-        return self._found
+        self.ctx.report("patients", self._answered)
+        return self.take()
 
     def cancel(self) -> None:
         """Stop lookups still running (the read failed); their errors are not news."""
@@ -106,7 +123,7 @@ async def refresh_statuses(
     only patients whose status was never stored (the Patient poll keeps the rest).
     """
     lookups = StatusLookups(ctx, recheck=recheck)
-    lookups.want(patients)
+    await lookups.want(patients)
     found = await lookups.finish()
     with ctx.db.session() as session:
         return write_statuses(session, ctx.ods, found, ctx.clock.now())

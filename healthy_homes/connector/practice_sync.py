@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 
 from healthy_homes.connector.bulk_source import read_by_bulk
-from healthy_homes.connector.condition_source import read_by_condition
+from healthy_homes.connector.condition_source import read_by_condition, read_changes_together
 from healthy_homes.connector.context import PracticeContext
 from healthy_homes.connector.group_source import read_by_group
 from healthy_homes.connector.incremental import needs_full, poll_patients
@@ -69,20 +69,16 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
     failures: list[HealthyHomesError] = []
     slots = asyncio.Semaphore(ctx.sync.parallel_reads)
 
-    async def one(register: RegisterDefinition) -> RegisterRead | None:
-        state = states.get(register.name)
-        full = mode == "full" or needs_full(state, register, source)
-        if full and state is not None and state.watermark is not None:
-            # An interrupted full read must be redone in full, not continued incrementally.
-            forget_watermark(ctx.db, ctx.ods, register.name, source, ctx.clock.now())
-        try:
-            async with slots:
-                read = await read_register(ctx, register, state, full)
-        except FhirError as exc:
-            failures.append(exc)
+    def is_full(register: RegisterDefinition) -> bool:
+        return mode == "full" or needs_full(states.get(register.name), register, source)
+
+    def failed(registers: list[RegisterDefinition], exc: FhirError) -> None:
+        failures.append(exc)
+        for register in registers:
             record_failure(ctx.db, ctx.ods, register.name, source, str(exc), ctx.clock.now())
-            log.warning("register read failed: %s", exc, extra={"practice": ctx.ods})
-            return None
+        log.warning("register read failed: %s", exc, extra={"practice": ctx.ods})
+
+    def stored(register: RegisterDefinition, read: RegisterRead) -> RegisterRead:
         with ctx.db.session() as session:
             record_success(
                 session,
@@ -97,8 +93,38 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
             )
         return read
 
-    # Registers are read side by side: a practice's server is mostly waited for.
-    reads = await asyncio.gather(*(one(r) for r in ctx.registers))
+    async def one(register: RegisterDefinition) -> list[RegisterRead | None]:
+        state = states.get(register.name)
+        full = is_full(register)
+        if full and state is not None and state.watermark is not None:
+            # An interrupted full read must be redone in full, not continued incrementally.
+            forget_watermark(ctx.db, ctx.ods, register.name, source, ctx.clock.now())
+        try:
+            async with slots:
+                read = await read_register(ctx, register, state, full)
+        except FhirError as exc:
+            failed([register], exc)
+            return [None]
+        return [stored(register, read)]
+
+    async def together(registers: list[RegisterDefinition]) -> list[RegisterRead | None]:
+        # Not due a full read, so each has a watermark.
+        marks = [(r, w) for r in registers if (w := states[r.name].watermark) is not None]
+        try:
+            async with slots:
+                reads = await read_changes_together(ctx, marks)
+        except FhirError as exc:
+            failed([r for r, _ in marks], exc)
+            return [None] * len(marks)
+        return [stored(r, read) for (r, _), read in zip(marks, reads, strict=True)]
+
+    # Condition search reads the changes of every register with one search; full reads,
+    # Groups and exports go register by register, side by side (the server is mostly
+    # waited for).
+    combined = [r for r in ctx.registers if source == "condition" and not is_full(r)]
+    alone = [r for r in ctx.registers if r not in combined]
+    jobs = [one(r) for r in alone] + ([together(combined)] if combined else [])
+    reads = [read for batch in await asyncio.gather(*jobs) for read in batch]
     for read in reads:
         if read is None:
             continue

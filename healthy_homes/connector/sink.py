@@ -34,9 +34,6 @@ from healthy_homes.registers.rules import (
 from healthy_homes.store.db import Database
 
 JSON = dict[str, Any]
-#: Classified Conditions kept before they are written: a few pages' worth, so a
-#: 10k practice costs a couple of transactions, while memory stays bounded.
-FLUSH_AT = 2000
 
 
 @dataclass
@@ -83,11 +80,16 @@ class ConditionSink:
         # membership is derived without reading back what was just written.
         self._roles: dict[str, dict[str, tuple[Role, date | None]]] = {}
 
-    def add(self, conditions: Iterable[JSON], patients: Iterable[JSON] = ()) -> None:
-        """Take one page (or chunk of ndjson lines); safe to call twice with the same data."""
+    def add(self, conditions: Iterable[JSON], patients: Iterable[JSON] = ()) -> datetime | None:
+        """Classify one page (or chunk of ndjson lines); safe to repeat with the same data.
+
+        Returns the newest ``meta.lastUpdated`` among the Conditions. Nothing is written
+        until :meth:`flush`.
+        """
+        newest: datetime | None = None
         for condition in conditions:
             self.scanned += 1
-            self.newest = later(self.newest, last_updated(condition))
+            newest = later(newest, last_updated(condition))
             item = classify(condition, self.register)
             if item is None:
                 continue
@@ -101,7 +103,16 @@ class ConditionSink:
         for p in patients:
             if p.get("resourceType") == "Patient" and p.get("id"):
                 self._patients[str(p["id"])] = patient_is_current(p)
-        if len(self._found) + len(self._patients) >= FLUSH_AT:
+        self.newest = later(self.newest, newest)
+        return newest
+
+    def flush(self) -> None:
+        """Store what was added since the last flush, in one transaction.
+
+        Called after every page: while SQLite works the server is building the next page,
+        whose request is already out (a commit is cheap in WAL with synchronous=NORMAL).
+        """
+        if self._found or self._patients:
             with self.db.session() as session:
                 self._write(session)
 

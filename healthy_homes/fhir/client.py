@@ -15,7 +15,15 @@ import random
 import ssl
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+)
+from contextvars import ContextVar
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -49,6 +57,25 @@ REQUEST_ID = "X-Request-Id"
 
 JSON = dict[str, Any]
 T = TypeVar("T")
+
+_sent_callback: ContextVar[Callable[[], None] | None] = ContextVar(
+    "fhir_request_sent", default=None
+)
+
+
+@contextlib.contextmanager
+def notify_sent(callback: Callable[[], None]) -> Iterator[None]:
+    """Requests made in this block, and in tasks created in it, call ``callback`` as soon
+    as they are written to the connection (or their attempt ended without that).
+
+    Lets a caller start a request, wait until the server has it, and only then begin
+    work that holds the event loop, so that the two overlap.
+    """
+    token = _sent_callback.set(callback)
+    try:
+        yield
+    finally:
+        _sent_callback.reset(token)
 
 
 def _diagnostics(response: httpx.Response) -> str | None:
@@ -231,9 +258,23 @@ class FhirClient:
     ) -> httpx.Response:
         """One attempt on the wire; a non-2xx answer becomes FhirStatusError."""
         client = http or self._http
+        sent = _sent_callback.get()
+        extensions: dict[str, Any] | None = None
+        if sent is not None:
+
+            async def trace(event: str, info: Mapping[str, Any]) -> None:
+                if event.endswith("send_request_body.complete"):
+                    sent()
+
+            extensions = {"trace": trace}
         try:
             request = client.build_request(
-                method, target, params=params, content=content, headers=headers
+                method,
+                target,
+                params=params,
+                content=content,
+                headers=headers,
+                extensions=extensions,
             )
             response = await client.send(request, stream=stream)
             if stream and response.status_code >= 400:
@@ -258,6 +299,9 @@ class FhirClient:
                 url=safe_url(target),
                 practice=self.practice,
             ) from exc
+        finally:
+            if sent is not None:
+                sent()  # in case nothing reached the wire (a transport without tracing, say)
         if response.status_code >= 400:
             where = safe_url(target)
             diag = _diagnostics(response)
