@@ -113,6 +113,20 @@ def clear_cookie(response: Response, request: Request, *, secure: bool) -> None:
     )
 
 
+def _null_origin(name: bytes, value: bytes, headers: dict[bytes, bytes]) -> bool:
+    """An ``Origin: null`` that the browser itself says is same-origin.
+
+    Under the shared ``Referrer-Policy: no-referrer`` a browser sends ``Origin: null``
+    on a form navigation (Fetch standard, "serializing a request origin"). The browser
+    also sends ``Sec-Fetch-Site``, which pages cannot forge; when that says
+    same-origin, the null Origin is dropped and the CSRF middleware still checks both
+    the signed token and ``Sec-Fetch-Site``.
+    """
+    return (
+        name == b"origin" and value == b"null" and headers.get(b"sec-fetch-site") == b"same-origin"
+    )
+
+
 class FormCsrfToken:
     """ASGI middleware: a form post's ``csrf_token`` field becomes the CSRF header.
 
@@ -144,7 +158,8 @@ class FormCsrfToken:
                 await Response("form too large", 413).__call__(scope, receive, send)
                 return
         token = parse_qs(body.decode("utf-8", "replace")).get("csrf_token", [""])[0]
-        scope = {**scope, "headers": [*scope["headers"], (HEADER.encode(), token.encode())]}
+        kept = [(k, v) for k, v in scope["headers"] if not _null_origin(k, v, headers)]
+        scope = {**scope, "headers": [*kept, (HEADER.encode(), token.encode())]}
         sent = False
 
         async def replay() -> Message:

@@ -131,3 +131,24 @@ def test_patient_strings_are_escaped(inbox: Inbox) -> None:
     page = client.get("/")
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+def test_a_form_s_null_origin_passes_only_when_the_browser_says_same_origin(
+    inbox: Inbox,
+) -> None:
+    row = _received(inbox, "north", "ref-15", 15)
+    client, token = _sign_in(inbox, "north")
+    # Referrer-Policy no-referrer makes browsers send "Origin: null" on form posts.
+    cross = client.post(
+        f"/referrals/{row.id}/accept",
+        data={"csrf_token": token},
+        headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert cross.status_code == 403
+    same = client.post(
+        f"/referrals/{row.id}/accept",
+        data={"csrf_token": token},
+        headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert same.status_code == 303
+    assert inbox.task("north", "ref-15")["status"] == "accepted"
