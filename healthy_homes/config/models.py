@@ -409,6 +409,20 @@ class Settings(_Strict):
     sync: SyncConfig = Field(default_factory=SyncConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
 
+    @field_validator("housing_services", mode="before")
+    @classmethod
+    def _plain_services(cls, value: object) -> object:
+        # A bare HousingServiceConfig (code written before the transports) becomes its
+        # transport's own model, so older call sites keep working.
+        if not isinstance(value, list):
+            return value
+        return [
+            item.model_dump(exclude_unset=True) | {"transport": item.transport}
+            if type(item) is HousingServiceConfig
+            else item
+            for item in value
+        ]
+
     @model_validator(mode="after")
     def _references_resolve(self) -> Settings:
         known_registers = set(DEFAULT_REGISTERS) | {r.name for r in self.registers}
