@@ -17,6 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import _missing, require
+from tests.browser.test_page_quality import A11Y_CHECK
 from tests.housing.world import OFFICERS, PASSWORD, Inbox, dataset, referral, start_inbox
 
 pytestmark = pytest.mark.e2e
@@ -157,3 +158,26 @@ def test_pages_run_under_the_strict_csp_without_console_errors(browser: Any, inb
     errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     # nhsuk-frontend's web fonts from assets.nhs.uk are refused on purpose (font-src 'self').
     assert [m for m in errors if "assets.nhs.uk/fonts" not in m] == []
+
+
+def test_every_inbox_page_passes_the_basic_accessibility_checks(
+    browser: Any, inbox: Inbox, assets_installed: bool
+) -> None:
+    inbox.send("north", referral("a11y-1", dataset(47)))
+    task = inbox.task("north", "a11y-1")
+    driver = browser
+    driver.delete_all_cookies()
+    driver.get(inbox.url + "/login")
+    assert driver.execute_script(A11Y_CHECK) == [], "login"
+    sign_in(driver, inbox, "north")
+    for path in ("/", f"/referrals/{task['id']}", "/capacity"):
+        driver.get(inbox.url + path)
+        assert driver.execute_script(A11Y_CHECK) == [], path
+    driver.get(f"{inbox.url}/referrals/{task['id']}")
+    click(driver, "accept")
+    assert driver.execute_script(A11Y_CHECK) == [], "accepted referral"
+    if assets_installed:
+        header = driver.execute_script(
+            "return getComputedStyle(document.querySelector('.nhsuk-header')).backgroundColor"
+        )
+        assert header == "rgb(0, 94, 184)"  # NHS blue, from nhsuk-frontend's stylesheet
