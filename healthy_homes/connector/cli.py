@@ -10,6 +10,7 @@ from healthy_homes.clock import SystemClock
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
 from healthy_homes.config.models import Settings
+from healthy_homes.connector.heap import freeze_startup_heap
 from healthy_homes.connector.progress import progress_display
 from healthy_homes.connector.reports import PracticeRun, RunKind
 from healthy_homes.connector.run import run_once
@@ -59,6 +60,7 @@ def _sync(args: argparse.Namespace) -> int:
     kind: RunKind = "full" if args.full else "auto"
     db = Database(settings.storage.url)
     db.upgrade()
+    freeze_startup_heap()
     try:
         with progress_display(chosen) as hook:
             report = asyncio.run(
@@ -89,6 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     db = Database(settings.storage.url)
     db.upgrade()
+    freeze_startup_heap()
     try:
         asyncio.run(_serve_until_signal(settings, db))
     finally:

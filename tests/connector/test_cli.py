@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from healthy_homes.cli import main
+from healthy_homes.connector import cli as connector_cli
 from tests.connector.helpers import practice_server
 
 pytestmark = pytest.mark.e2e
@@ -26,11 +27,17 @@ def _config(tmp_path: Path, base_url: str) -> Path:
     return path
 
 
-def test_sync_once_full_and_by_practice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sync_once_full_and_by_practice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The heap freeze is for the connector's own process, not for the test run's.
+    frozen: list[bool] = []
+    monkeypatch.setattr(connector_cli, "freeze_startup_heap", lambda: frozen.append(True))
     server = practice_server(patients=200, seed=3)
     try:
         config = str(_config(tmp_path, server.base_url))
         assert main(["sync", "--once", "--config", config]) == 0
+        assert frozen == [True]
         out = capsys.readouterr().out
         assert out.startswith("A12345: ") and "read full" in out and "copd" in out
         assert "\x1b[" not in out  # not a terminal: no progress bar
