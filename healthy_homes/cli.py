@@ -20,6 +20,7 @@ AREAS = (
     "healthy_homes.config.cli",
     "healthy_homes.store.cli",
     "healthy_homes.connector.cli",
+    "healthy_homes.connector.delivery.cli",
     "healthy_homes.mock_server.cli",
     "healthy_homes.demo.cli",
     "healthy_homes.keys.cli",

@@ -1,10 +1,12 @@
 """Scheduled running with APScheduler 3 (AsyncIOScheduler), and ``serve`` until a signal.
 
 Per practice: incremental sync every few minutes (first at once), appointment watch
-every minute, full reconciliation nightly. ``max_instances=1`` and ``coalesce`` stop
-a slow run from piling up; the practice lock in :class:`ConnectorService` stops
-different jobs of one practice from overlapping. (Several processes need database
-leases, which come later.)
+every minute, full reconciliation nightly. Referral delivery runs every
+``[delivery] interval_seconds`` when housing services are configured.
+``max_instances=1`` and ``coalesce`` stop a slow run from piling up; the practice
+lock in :class:`ConnectorService` stops different jobs of one practice from
+overlapping. (Several processes need database leases for sync, which come later;
+delivery already claims outbox entries under a lease.)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.connector.service import ConnectorService
 
 log = logging.getLogger(__name__)
@@ -30,8 +33,26 @@ def job_options() -> dict[str, Any]:
     return {"max_instances": 1, "coalesce": True, "misfire_grace_time": 300}
 
 
-def build_scheduler(service: ConnectorService) -> AsyncIOScheduler:
-    """A scheduler with the three jobs of every practice (not yet started)."""
+def add_delivery_job(scheduler: AsyncIOScheduler, worker: DeliveryWorker) -> None:
+    """Deliver the referral outbox every ``interval_seconds`` (first at once).
+
+    Each run drains what is due; the outbox lease, not this job, keeps several
+    connector processes from sending the same referral at once.
+    """
+    scheduler.add_job(
+        worker.run_once,
+        IntervalTrigger(seconds=worker.config.interval_seconds),
+        id="referrals:deliver",
+        name="referral delivery",
+        next_run_time=worker.clock.now(),
+        **job_options(),
+    )
+
+
+def build_scheduler(
+    service: ConnectorService, delivery: DeliveryWorker | None = None
+) -> AsyncIOScheduler:
+    """A scheduler with the three jobs of every practice, and delivery (not yet started)."""
     sync = service.settings.sync
     zone = sync.zone
     scheduler = AsyncIOScheduler(timezone=zone)
@@ -65,6 +86,8 @@ def build_scheduler(service: ConnectorService) -> AsyncIOScheduler:
             name=f"full reconciliation {ods}",
             **job_options(),
         )
+    if delivery is not None:
+        add_delivery_job(scheduler, delivery)
     return scheduler
 
 
@@ -86,7 +109,15 @@ async def serve(
     service: ConnectorService, stop: asyncio.Event, *, grace: float = SHUTDOWN_GRACE
 ) -> None:
     """Run the scheduled jobs until ``stop`` is set, then shut down gracefully."""
-    scheduler = build_scheduler(service)
+    settings = service.settings
+    delivery = (
+        DeliveryWorker(
+            service.db, settings.housing_services, settings.delivery, clock=service.clock
+        )
+        if settings.housing_services
+        else None
+    )
+    scheduler = build_scheduler(service, delivery)
     scheduler.start()
     log.info("connector serving %d practice(s)", len(service.contexts))
     try:
@@ -94,4 +125,7 @@ async def serve(
     finally:
         scheduler.shutdown(wait=False)  # no new runs from here on
         cancelled = await drain(service, grace)
+        if delivery is not None:
+            # A delivery cut short here is safe: its lease expires and it is sent again.
+            await delivery.aclose()
         log.info("connector stopped (%d run(s) cut short)", cancelled)

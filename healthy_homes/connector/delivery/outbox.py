@@ -32,6 +32,7 @@ class Claim:
 
     id: int
     referral_id: str
+    housing_service_id: str
     attempts: int
     owner: str
 
@@ -72,11 +73,16 @@ def claim(db: Database, owner: str, limit: int, lease: timedelta, clock: Clock) 
             attempts=col(OutboxEntry.attempts) + 1,
             updated_at=now,
         )
-        .returning(col(OutboxEntry.id), col(OutboxEntry.referral_id), col(OutboxEntry.attempts))
+        .returning(
+            col(OutboxEntry.id),
+            col(OutboxEntry.referral_id),
+            col(OutboxEntry.housing_service_id),
+            col(OutboxEntry.attempts),
+        )
     )
     with db.session() as session:
         rows = session.execute(statement).all()
-    return [Claim(int(r[0]), str(r[1]), int(r[2]), owner) for r in rows]
+    return [Claim(int(r[0]), str(r[1]), str(r[2]), int(r[3]), owner) for r in rows]
 
 
 def _held(session: Session, held: Claim) -> OutboxEntry | None:

@@ -29,7 +29,7 @@ from healthy_homes.errors import ConsentRequiredError, HealthyHomesError
 from healthy_homes.referrals.forward import send_referral
 from healthy_homes.referrals.transports.base import Transport, transport_for
 from healthy_homes.store.db import Database
-from healthy_homes.store.models import OutboxEntry, Referral, ReferralStatus
+from healthy_homes.store.models import Referral, ReferralStatus
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +141,7 @@ class DeliveryWorker:
             log.exception("delivery bookkeeping failed", extra={"referral": held.referral_id})
 
     async def _attempt(self, held: Claim, stats: DeliveryStats) -> None:
-        with self.db.session() as session:
-            entry = session.get(OutboxEntry, held.id)
-            service_id = entry.housing_service_id if entry else ""
+        service_id = held.housing_service_id
         service = self.services.get(service_id)
         if service is None:
             self._failed(held, stats, f"housing service {service_id} is not configured", True)
