@@ -66,12 +66,14 @@ async def started(fetch: Awaitable[T]) -> asyncio.Task[T]:
     on_wire = asyncio.Event()
     with notify_sent(on_wire.set):
         task = asyncio.ensure_future(fetch)  # the task copies this context, callback included
-    if not task.done():
-        waiter = asyncio.ensure_future(on_wire.wait())
-        try:
-            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
+    waiter = asyncio.ensure_future(on_wire.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()  # our caller is gone (cancelled): nobody would await the fetch
+        raise
+    finally:
+        waiter.cancel()
     return task
 
 
