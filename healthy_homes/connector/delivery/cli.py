@@ -101,7 +101,8 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _deliver_async(settings: Settings, db: Database, once: bool) -> DeliveryStats:
+async def deliver(settings: Settings, db: Database, *, once: bool) -> DeliveryStats:
+    """Run a worker: until nothing is due (``once``), else until SIGTERM or SIGINT."""
     worker = DeliveryWorker(db, settings.housing_services, settings.delivery, clock=SystemClock())
     try:
         if once:
@@ -120,7 +121,7 @@ def _deliver(args: argparse.Namespace) -> int:
     settings = resolve_settings(args.config)
     db = _db(settings)
     try:
-        stats = asyncio.run(_deliver_async(settings, db, args.once))
+        stats = asyncio.run(deliver(settings, db, once=args.once))
     finally:
         db.dispose()
     print(
