@@ -27,3 +27,6 @@ def db(fast_dir: Path) -> Iterator[Database]:
     database.upgrade()
     yield database
     database.dispose()
+
+
+from tests.store.conftest import postgres_url  # noqa: E402, F401  (the same throwaway database)
