@@ -104,6 +104,8 @@ async def test_receiver_down_then_back_retries_with_backoff_and_one_alert_per_de
         # Dead entries are not retried by the worker, and no second alert comes.
         assert (await worker.run_once()).handled == 0
         assert sorted(a.subject for a in alerts(db)) == sorted(first)
+        # The receiver's own words (its OperationOutcome) never reach our alerts.
+        assert all(a.message.endswith("housing service answered HTTP 503") for a in alerts(db))
         # Referrals queued while it is down wait with backoff (nothing due before it).
         later = enqueue(db, 5, clock.now(), start=100)
         stats = await worker.run_once()

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 
 from healthy_homes.config.models import DeliveryConfig
-from healthy_homes.errors import CircuitOpenError
+from healthy_homes.errors import CircuitOpenError, FhirError, FhirStatusError, HealthyHomesError
 from healthy_homes.fhir.retry import RetryPolicy, backoff_delay
 
 
@@ -77,3 +77,22 @@ def nothing_sent(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__
     return False
+
+
+def safe_error(exc: BaseException) -> str:
+    """What went wrong, fit for the outbox, an alert and a log: no text from the receiver.
+
+    A receiver's OperationOutcome diagnostics may quote the patient back at us, so an
+    HTTP failure is reduced to its status code and a connection failure to its class.
+    Our own messages (ids and operational context only) are kept.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, FhirStatusError):
+            return f"housing service answered HTTP {seen.status_code}"
+        if isinstance(seen, FhirError):
+            return f"housing service not reached ({type(seen).__name__})"
+        seen = seen.__cause__
+    if isinstance(exc, HealthyHomesError) and exc.__cause__ is None:
+        return str(exc)
+    return f"{type(exc).__name__} (details in the worker's debug log)"

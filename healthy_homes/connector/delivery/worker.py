@@ -20,12 +20,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import DeliveryConfig, HousingServiceConfig
 from healthy_homes.connector.delivery import outbox
 from healthy_homes.connector.delivery.outbox import Claim
-from healthy_homes.connector.delivery.policy import DeliveryPolicy, nothing_sent, retry_after_of
-from healthy_homes.errors import ConsentRequiredError, HealthyHomesError
+from healthy_homes.connector.delivery.policy import (
+    DeliveryPolicy,
+    nothing_sent,
+    retry_after_of,
+    safe_error,
+)
+from healthy_homes.errors import ConsentRequiredError, HealthyHomesError, StorageError
 from healthy_homes.referrals.forward import send_referral
 from healthy_homes.referrals.transports.base import Transport, transport_for
 from healthy_homes.store.db import Database
@@ -117,7 +124,7 @@ class DeliveryWorker:
                 free = limit - len(running)
                 # Refill when half the slots are free, so claims come in batches.
                 if not stopping and (not running or free >= max(1, limit // 2)):
-                    for held in self.claim(min(free, self.config.batch_size)):
+                    for held in self._claim_safely(min(free, self.config.batch_size), stop):
                         running.add(asyncio.create_task(self._deliver(held, stats)))
                 if not running:
                     if stop is None or stopping:
@@ -134,6 +141,16 @@ class DeliveryWorker:
                 # Shutting down mid-send: let these finish (each is bounded by its timeout).
                 await asyncio.wait(running)
 
+    def _claim_safely(self, limit: int, stop: asyncio.Event | None) -> list[Claim]:
+        try:
+            return self.claim(limit)
+        except (StorageError, SQLAlchemyError) as exc:
+            if stop is None:
+                raise  # a single pass reports it
+            # A running worker waits for the database to come back.
+            log.warning("outbox claim failed (%s); trying again", type(exc).__name__)
+            return []
+
     async def _deliver(self, held: Claim, stats: DeliveryStats) -> None:
         try:
             await self._attempt(held, stats)
@@ -142,6 +159,10 @@ class DeliveryWorker:
 
     async def _attempt(self, held: Claim, stats: DeliveryStats) -> None:
         service_id = held.housing_service_id
+        if held.attempts > self.config.max_attempts:
+            # Claimed again and again without an outcome: workers keep dying on it.
+            self._failed(held, stats, "attempts used up without an answer", False)
+            return
         service = self.services.get(service_id)
         if service is None:
             self._failed(held, stats, f"housing service {service_id} is not configured", True)
@@ -160,14 +181,16 @@ class DeliveryWorker:
             self._failed(held, stats, "delivery timed out", True)
             return
         except HealthyHomesError as exc:
+            log.debug("delivery failed", exc_info=True, extra=self._extra(held))
             if nothing_sent(exc):  # the breaker held it back: not an attempt, just a wait
                 held = replace(held, attempts=held.attempts - 1)
-                self._retry(held, stats, str(exc), retry_after_of(exc), sent=False)
+                self._retry(held, stats, safe_error(exc), retry_after_of(exc), sent=False)
             else:
-                self._failed(held, stats, str(exc), exc.retryable, retry_after_of(exc))
+                self._failed(held, stats, safe_error(exc), exc.retryable, retry_after_of(exc))
             return
         except Exception as exc:  # a bug in one transport must not stop the rest
-            self._failed(held, stats, f"unexpected {type(exc).__name__}", True)
+            log.debug("delivery failed", exc_info=True, extra=self._extra(held))
+            self._failed(held, stats, safe_error(exc), True)
             return
         if receipt is None:
             self._settle_unsendable(held, stats)
