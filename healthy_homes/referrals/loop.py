@@ -43,6 +43,7 @@ from healthy_homes.fhir.resources import to_json
 from healthy_homes.fhir.systems import HH_REFERRAL_ID, ODS_ORGANISATION
 from healthy_homes.flags.fhir_sync import find_by_identifier, versioned_update
 from healthy_homes.referrals.dataset import MinimumDataset
+from healthy_homes.referrals.transports.bars import status_from_response
 from healthy_homes.referrals.transports.base import DeliveryReceipt, ReferralEnvelope, Transport
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import Alert, ConsentRecord, Referral, ReferralStatus
@@ -215,6 +216,44 @@ async def record_status(
         except FhirError as exc:  # stored here; the mirror catches up on the next change
             log.warning("practice Task mirror not written: %s", exc, extra={"referral": row.id})
     return change
+
+
+def referral_id_of(message: JSON) -> str | None:
+    """Our referral id in a BaRS response message (its ServiceRequest or Task identifier)."""
+    for entry in message.get("entry") or []:
+        resource = entry.get("resource") or {}
+        if resource.get("resourceType") in ("ServiceRequest", "Task"):
+            for ident in resource.get("identifier") or []:
+                if ident.get("system") == HH_REFERRAL_ID and ident.get("value"):
+                    return str(ident["value"])
+    return None
+
+
+async def record_bars_response(
+    db: Database,
+    message: JSON,
+    services: Mapping[str, HousingServiceConfig],
+    *,
+    clock: Clock,
+    mirror: TaskMirror | None = None,
+) -> StatusChange | None:
+    """Record a ``servicerequest-response`` pushed to our reply endpoint (or polled)."""
+    referral_id, status = referral_id_of(message), status_from_response(message)
+    if referral_id is None or status is None:
+        return None
+    with db.session() as session:
+        row = session.get(Referral, referral_id)
+    service = services.get(row.housing_service_id) if row is not None else None
+    if service is None:
+        return None
+    reason: str | None = None
+    for entry in message.get("entry") or []:
+        resource = entry.get("resource") or {}
+        if resource.get("resourceType") == "Task":
+            reason = (resource.get("statusReason") or {}).get("text")
+    return await record_status(
+        db, referral_id, status, service=service, clock=clock, reason=reason, mirror=mirror
+    )
 
 
 def _envelope(db: Database, referral: Referral, service: HousingServiceConfig) -> ReferralEnvelope:

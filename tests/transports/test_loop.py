@@ -10,15 +10,18 @@ import pytest
 from sqlmodel import select
 
 from healthy_homes.clock import FixedClock
-from healthy_homes.config.models import FhirHousingService, HousingServiceConfig
+from healthy_homes.config.models import BarsHousingService, FhirHousingService, HousingServiceConfig
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.fhir.systems import HH_REFERRAL_ID
+from healthy_homes.mock_server.app import create_app
+from healthy_homes.mock_server.bars import BarsReceiver, bars_of
 from healthy_homes.mock_server.pytest_plugin import MockFhirFactory
 from healthy_homes.referrals.loop import (
     TaskMirror,
     add_working_days,
     check_overdue,
     poll_statuses,
+    record_bars_response,
     record_status,
 )
 from healthy_homes.referrals.transports.base import transport_for
@@ -187,4 +190,31 @@ async def test_status_is_polled_back_and_mirrored_in_the_practice_record(
     with db.session() as session:
         row = session.get(Referral, referral_id)
         assert row is not None and row.task_status == "completed"
+    await transport.aclose()
+
+
+async def test_bars_response_message_is_recorded(db: Database) -> None:
+    service = BarsHousingService(
+        id="h",
+        name="Housing",
+        transport="bars",
+        fhir_base_url="http://housing.test/fhir",
+        reply_endpoint="https://hh.test/bars/replies",
+    )
+    app = create_app(mode="housing", extensions=[BarsReceiver()])
+    referral_id = _sent_referral(db)
+    clock = FixedClock(THURSDAY)
+    transport = transport_for(service, clock=clock, http=httpx.ASGITransport(app))
+    await transport.deliver(envelope(service))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://housing.test"
+    ) as admin:
+        reply = await admin.post(
+            f"/admin/bars/{referral_id}/status",
+            json={"status": "rejected", "reason": "no capacity"},
+        )
+    change = await record_bars_response(db, reply.json(), {"h": service}, clock=clock)
+    assert change is not None and change.new == "rejected"
+    assert await record_bars_response(db, reply.json(), {"h": service}, clock=clock) is None
+    assert len(bars_of(app).referrals) == 1
     await transport.aclose()
