@@ -6,6 +6,7 @@ never slept.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -149,3 +150,24 @@ async def test_a_poison_referral_does_not_block_the_others(db, mock_fhir_factory
     assert states(db) == {"delivered": 5, "dead": 1}
     [alert] = alerts(db)
     assert alert.subject == ids[2] and "not-a-number" not in alert.message
+
+
+async def test_a_running_worker_picks_up_new_referrals_and_stops_on_request(
+    db, mock_fhir_factory
+) -> None:
+    housing = mock_fhir_factory(mode="housing")
+    clock = FixedClock(NOW)
+    worker = _worker(db, housing.base_url, clock, poll_seconds=0.01)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        ids = enqueue(db, 5, NOW)
+        for _ in range(500):  # polls while the worker's own loop picks them up
+            if states(db) == {"delivered": 5}:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        stats = await running
+        await worker.aclose()
+    assert stats.delivered == 5 and received(housing) == {i: 1 for i in ids}
