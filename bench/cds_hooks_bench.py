@@ -108,10 +108,10 @@ def serve(db_url: str, port: int, jwk: dict[str, Any]) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from healthy_homes.cds_hooks.app import create_app
-    from healthy_homes.cds_hooks.service import CdsHooksService
     from healthy_homes.clock import SystemClock
     from healthy_homes.config.models import Settings
+    from healthy_homes.flags.cds_hooks.app import create_app
+    from healthy_homes.flags.cds_hooks.service import CdsHooksService
     from healthy_homes.store.db import Database
 
     settings = Settings.model_validate(

@@ -25,7 +25,7 @@ AREAS = (
     "healthy_homes.demo.cli",
     "healthy_homes.keys.cli",
     "healthy_homes.web.cli",
-    "healthy_homes.cds_hooks.cli",
+    "healthy_homes.flags.cds_hooks.cli",
     "healthy_homes.housing.cli",
 )
 

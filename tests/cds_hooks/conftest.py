@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from healthy_homes.cds_hooks.app import create_app
-from healthy_homes.cds_hooks.service import CdsHooksService
 from healthy_homes.clock import FixedClock
 from healthy_homes.config.models import Settings
 from healthy_homes.fhir.client import FhirClient
+from healthy_homes.flags.cds_hooks.app import create_app
+from healthy_homes.flags.cds_hooks.service import CdsHooksService
 from healthy_homes.flags.lifecycle import raise_flags
 from healthy_homes.mock_server.server import RunningMockServer
 from healthy_homes.store.db import Database

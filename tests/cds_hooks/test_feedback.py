@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 from sqlmodel import select
 
-from healthy_homes.cds_hooks.cards import OVERRIDE_SYSTEM
-from healthy_homes.cds_hooks.models import FeedbackRequest
+from healthy_homes.flags.cds_hooks.cards import OVERRIDE_SYSTEM
+from healthy_homes.flags.cds_hooks.models import FeedbackRequest
 from healthy_homes.flags.transitions import flags_for_patient
 from healthy_homes.store.models import ConsentDecision, ConsentRecord, FlagStatus
 from tests.cds_hooks.ehr import SERVICE, SERVICE_URL, bearer, hook_body, token

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from healthy_homes.cds_hooks.app import create_app
-from healthy_homes.cds_hooks.service import CdsHooksService
 from healthy_homes.clock import FixedClock
+from healthy_homes.flags.cds_hooks.app import create_app
+from healthy_homes.flags.cds_hooks.service import CdsHooksService
 from healthy_homes.serving import ServerThread
 from tests.cds_hooks.conftest import settings_for
 from tests.cds_hooks.ehr import (

@@ -7,9 +7,9 @@ import json
 import httpx
 import pytest
 
-from healthy_homes.cds_hooks.app import create_app
-from healthy_homes.cds_hooks.service import CdsHooksService
 from healthy_homes.cli import main
+from healthy_homes.flags.cds_hooks.app import create_app
+from healthy_homes.flags.cds_hooks.service import CdsHooksService
 from healthy_homes.serving import ServerThread
 from tests.cds_hooks.conftest import settings_for
 from tests.cds_hooks.ehr import SERVICE, bearer, hook_body, token

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from healthy_homes.cds_hooks.models import Card, CdsResponse, DiscoveryResponse
+from healthy_homes.flags.cds_hooks.models import Card, CdsResponse, DiscoveryResponse
 from healthy_homes.flags.transitions import flags_for_patient, record_outcome
 from healthy_homes.store.models import FlagEvent, FlagStatus
 from tests.cds_hooks.conftest import settled

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from healthy_homes.cds_hooks.models import (
+from healthy_homes.flags.cds_hooks.models import (
     Card,
     CdsResponse,
     DiscoveryResponse,

@@ -15,10 +15,10 @@ from contextlib import asynccontextmanager
 from fastapi import BackgroundTasks, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from healthy_homes.cds_hooks.feedback import complete, interpret, record_locally
-from healthy_homes.cds_hooks.models import FeedbackRequest
-from healthy_homes.cds_hooks.service import CdsHooksService, parse_body
 from healthy_homes.errors import CdsHooksError, HealthyHomesError
+from healthy_homes.flags.cds_hooks.feedback import complete, interpret, record_locally
+from healthy_homes.flags.cds_hooks.models import FeedbackRequest
+from healthy_homes.flags.cds_hooks.service import CdsHooksService, parse_body
 
 log = logging.getLogger(__name__)
 JSON_TYPE = "application/json"

@@ -13,19 +13,19 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from healthy_homes.cds_hooks.cards import (
+from healthy_homes.clock import Clock
+from healthy_homes.config.models import Settings
+from healthy_homes.consent.service import record_decision_locally
+from healthy_homes.errors import HealthyHomesError
+from healthy_homes.flags.cds_hooks.cards import (
     OVERRIDE_DISPLAY,
     OVERRIDE_OUTCOMES,
     OVERRIDE_SYSTEM,
     suggestion_uuid,
 )
-from healthy_homes.cds_hooks.clients import PracticeActions
-from healthy_homes.cds_hooks.jwt_auth import Caller
-from healthy_homes.cds_hooks.models import Feedback
-from healthy_homes.clock import Clock
-from healthy_homes.config.models import Settings
-from healthy_homes.consent.service import record_decision_locally
-from healthy_homes.errors import HealthyHomesError
+from healthy_homes.flags.cds_hooks.clients import PracticeActions
+from healthy_homes.flags.cds_hooks.jwt_auth import Caller
+from healthy_homes.flags.cds_hooks.models import Feedback
 from healthy_homes.flags.events import EventKind, Source
 from healthy_homes.flags.transitions import record_outcome
 from healthy_homes.store.db import Database

@@ -17,10 +17,14 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, select
 
-from healthy_homes.cds_hooks.cards import build_card
-from healthy_homes.cds_hooks.clients import PracticeActions
-from healthy_homes.cds_hooks.jwt_auth import Caller, KeySets, TokenVerifier
-from healthy_homes.cds_hooks.models import (
+from healthy_homes.clock import Clock
+from healthy_homes.config.models import Settings
+from healthy_homes.consent.wording import CURRENT_VERSION
+from healthy_homes.errors import CdsHooksError
+from healthy_homes.flags.cds_hooks.cards import build_card
+from healthy_homes.flags.cds_hooks.clients import PracticeActions
+from healthy_homes.flags.cds_hooks.jwt_auth import Caller, KeySets, TokenVerifier
+from healthy_homes.flags.cds_hooks.models import (
     AppointmentBookContext,
     CdsResponse,
     DiscoveryResponse,
@@ -29,12 +33,8 @@ from healthy_homes.cds_hooks.models import (
     PatientViewContext,
     ServiceDescriptor,
 )
-from healthy_homes.cds_hooks.prefetch import PREFETCH, patient_for
-from healthy_homes.cds_hooks.shown import Shown, ShownRecorder
-from healthy_homes.clock import Clock
-from healthy_homes.config.models import Settings
-from healthy_homes.consent.wording import CURRENT_VERSION
-from healthy_homes.errors import CdsHooksError
+from healthy_homes.flags.cds_hooks.prefetch import PREFETCH, patient_for
+from healthy_homes.flags.cds_hooks.shown import Shown, ShownRecorder
 from healthy_homes.flags.rules import patient_is_current
 from healthy_homes.flags.transitions import OPEN
 from healthy_homes.store.db import Database

@@ -11,10 +11,18 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Protocol
 
-from healthy_homes.cds_hooks.models import JSON, Action, Card, Coding, Link, Source, Suggestion
 from healthy_homes.config.models import CdsHooksConfig, FlagRulesConfig
 from healthy_homes.consent.wording import consent_wording
 from healthy_homes.fhir.systems import HH_BASE, HH_CODES
+from healthy_homes.flags.cds_hooks.models import (
+    JSON,
+    Action,
+    Card,
+    Coding,
+    Link,
+    Source,
+    Suggestion,
+)
 from healthy_homes.flags.fhir_flag import build_flag
 from healthy_homes.store.models import FlagStatus
 

@@ -6,11 +6,11 @@ import argparse
 
 import uvicorn
 
-from healthy_homes.cds_hooks.app import create_app
-from healthy_homes.cds_hooks.service import CdsHooksService, discovery_document
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
+from healthy_homes.flags.cds_hooks.app import create_app
+from healthy_homes.flags.cds_hooks.service import CdsHooksService, discovery_document
 from healthy_homes.store.db import Database
 
 

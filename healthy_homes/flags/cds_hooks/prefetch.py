@@ -13,9 +13,9 @@ import re
 
 import httpx
 
-from healthy_homes.cds_hooks.jwt_auth import Caller
-from healthy_homes.cds_hooks.models import JSON, HookRequest
 from healthy_homes.errors import CdsHooksError, PrefetchError
+from healthy_homes.flags.cds_hooks.jwt_auth import Caller
+from healthy_homes.flags.cds_hooks.models import JSON, HookRequest
 
 PREFETCH = {"patient": "Patient/{{context.patientId}}"}
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
