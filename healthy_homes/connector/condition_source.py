@@ -146,7 +146,7 @@ async def _read(
                 extra={"practice": ctx.ods, "register": register.name},
             )
         sink.add_statuses(found)
-        change = sink.finish(delete_unseen=not paged.drift)
+        change = sink.finish(delete_unseen=not paged.drift, known=ctx.answered)
         # After drift the old watermark stays, so the next run reads the same span again.
         watermark = target.watermark
         new_watermark = (

@@ -60,6 +60,8 @@ class PracticeContext:
     progress: ProgressHook | None = None
     #: Patients whose status was looked up in the current run (cleared at each run).
     checked: set[str] = field(default_factory=set)
+    #: Their statuses, as answered so far in the current run.
+    answered: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def build(

@@ -89,6 +89,7 @@ class StatusLookups:
         async with self._slots:
             found = await fetch_statuses(self.ctx, batch)
         self._found.update(found)
+        self.ctx.answered.update(found)
         self._answered += len(found)
 
     async def finish(self) -> dict[str, bool]:

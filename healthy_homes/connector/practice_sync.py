@@ -62,7 +62,7 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
     source = ctx.practice.register_source
     states = load_states(ctx.db, ctx.ods)
     report = SyncReport(ctx.ods)
-    ctx.checked = set()
+    ctx.checked, ctx.answered = set(), {}
     changes: dict[str, MembershipChange] = {}
     status_changed: set[str] = set()
     server_times: list[datetime] = []
@@ -149,7 +149,7 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
         report.on_register = {r.name: counts.get(r.name, 0) for r in ctx.registers}
         report.patients = distinct_members(session, ctx.ods)
     report.flags_retired = await retire_orphaned_flags(ctx)
-    ctx.checked = set()  # a run's lookups say nothing about the next run
+    ctx.checked, ctx.answered = set(), {}  # a run's lookups say nothing about the next run
     if failures:
         raise failures[0]
     return report

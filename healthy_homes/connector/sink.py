@@ -6,7 +6,7 @@ depend on how a practice's server hands the data over.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -34,6 +34,9 @@ from healthy_homes.registers.rules import (
 from healthy_homes.store.db import Database
 
 JSON = dict[str, Any]
+#: Rows kept before they are written: a few pages' worth, so memory stays bounded while
+#: a 10k practice costs one transaction per register (each costs more than its rows).
+FLUSH_AT = 2000
 
 
 @dataclass
@@ -107,12 +110,8 @@ class ConditionSink:
         return newest
 
     def flush(self) -> None:
-        """Store what was added since the last flush, in one transaction.
-
-        Called after every page: while SQLite works the server is building the next page,
-        whose request is already out (a commit is cheap in WAL with synchronous=NORMAL).
-        """
-        if self._found or self._patients:
+        """Store what was added so far, in one transaction, once it is a few pages' worth."""
+        if len(self._found) + len(self._patients) >= FLUSH_AT:
             with self.db.session() as session:
                 self._write(session)
 
@@ -132,11 +131,14 @@ class ConditionSink:
         self.status_changed |= write_statuses(session, self.practice, self._patients, self.now)
         self._found, self._patients = [], {}
 
-    def finish(self, *, delete_unseen: bool) -> MembershipChange:
+    def finish(
+        self, *, delete_unseen: bool, known: Mapping[str, bool] | None = None
+    ) -> MembershipChange:
         """Derive membership: for everyone after a full read, else for touched patients.
 
         After a complete full read, rows of Conditions the server no longer returned
-        (deleted, recoded, moved out of the Group) are removed first.
+        (deleted, recoded, moved out of the Group) are removed first. ``known`` holds
+        statuses looked up in this run (by any register), fresher than the store's.
         """
         # One transaction for the rest of the read: commits cost more than the writes.
         with self.db.session() as session:
@@ -144,13 +146,15 @@ class ConditionSink:
             if self.full and delete_unseen:
                 stale = set(condition_ids(session, self.practice, self.register.name)) - self.seen
                 delete_conditions(session, self.practice, self.register.name, stale)
-                return self._apply_roles(session)
+                return self._apply_roles(session, known or {})
             scope = None if self.full else self.touched | self.status_changed
             return recompute(session, self.practice, self.register.name, scope, self.now)
 
-    def _apply_roles(self, session: Session) -> MembershipChange:
+    def _apply_roles(self, session: Session, known: Mapping[str, bool]) -> MembershipChange:
         """After a complete full read: the stored rows are exactly the roles seen."""
-        current = statuses(session, self.practice, self._roles)
+        unknown = [p for p in self._roles if p not in known]
+        current = statuses(session, self.practice, unknown) if unknown else {}
+        current.update((p, known[p]) for p in self._roles if p in known)
         desired: dict[str, Member] = {}
         for patient_id, found in self._roles.items():
             roles = [(c, role, noted) for c, (role, noted) in found.items()]

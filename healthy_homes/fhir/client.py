@@ -205,11 +205,12 @@ class FhirClient:
             content = json.dumps(json_body, separators=(",", ":")).encode()
             all_headers["Content-Type"] = FHIR_JSON
         target = self.resolve(url)
+        where = safe_url(target)
         if idempotent is None:
             idempotent = is_idempotent(method, target, all_headers, json_body)
 
         async def attempt(number: int) -> T:
-            self.breaker.before_call(url=safe_url(target), practice=self.practice)
+            self.breaker.before_call(url=where, practice=self.practice)
             started = time.perf_counter()
             status = "-"
             try:
@@ -242,7 +243,7 @@ class FhirClient:
         return await self._retrier.run(
             attempt,
             retry_if=lambda exc: should_retry(exc, method=method, idempotent=idempotent),
-            label=f"fhir {method} {safe_url(target)}",
+            label=f"fhir {method} {where}",
         )
 
     async def _send(
