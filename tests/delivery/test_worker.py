@@ -19,6 +19,7 @@ from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.consent.service import withdraw
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.fhir.retry import RetryPolicy
+from healthy_homes.referrals.forward import forward_referral
 from healthy_homes.referrals.transports.base import Transport
 from healthy_homes.referrals.transports.fhir_rest import FhirRestTransport
 from healthy_homes.store.db import Database
@@ -171,3 +172,19 @@ async def test_a_running_worker_picks_up_new_referrals_and_stops_on_request(
         stats = await running
         await worker.aclose()
     assert stats.delivered == 5 and received(housing) == {i: 1 for i in ids}
+
+
+async def test_a_direct_send_closes_the_outbox_entry(db, mock_fhir_factory) -> None:
+    """'Consent and refer' sends at once (forward_referral); the worker then has nothing to do."""
+    housing = mock_fhir_factory(mode="housing")
+    clock = FixedClock(NOW)
+    [referral] = enqueue(db, 1, NOW)
+    async with FhirClient(housing.base_url) as client:
+        await forward_referral(db, client, referral, service(housing.base_url), clock)
+    assert states(db) == {"delivered": 1}
+    worker = _worker(db, housing.base_url, clock)
+    try:
+        assert (await worker.run_once()).handled == 0
+    finally:
+        await worker.aclose()
+    assert received(housing) == {referral: 1}
