@@ -19,6 +19,7 @@ from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.consent.service import withdraw
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.fhir.retry import RetryPolicy
+from healthy_homes.mock_server.server import build_server
 from healthy_homes.referrals.forward import forward_referral
 from healthy_homes.referrals.transports.base import Transport
 from healthy_homes.referrals.transports.fhir_rest import FhirRestTransport
@@ -188,3 +189,26 @@ async def test_a_direct_send_closes_the_outbox_entry(db, mock_fhir_factory) -> N
     finally:
         await worker.aclose()
     assert received(housing) == {referral: 1}
+
+
+async def test_receiver_stopped_then_started_again_gets_everything_once(db) -> None:
+    """Connection refused while the server is down: retried with backoff, nothing lost."""
+    clock = FixedClock(NOW)
+    first = build_server(mode="housing").start()
+    port = int(first.url.rsplit(":", 1)[1])
+    first.stop()  # down: connections are refused
+    ids = enqueue(db, 8, NOW)
+    worker = _worker(db, first.base_url, clock, max_attempts=5)
+    again = build_server(mode="housing", port=port)
+    try:
+        stats = await worker.run_once()
+        assert stats.retried == 8 and stats.delivered == 0
+        assert states(db) == {"pending": 8}
+        again.start()  # back, on the same address
+        clock.advance(timedelta(seconds=31))
+        assert (await worker.run_once()).delivered == 8
+    finally:
+        await worker.aclose()
+        again.stop()
+    assert received(again) == {i: 1 for i in ids}
+    assert alerts(db) == []  # nothing went dead, so nothing to alert
