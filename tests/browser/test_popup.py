@@ -72,6 +72,17 @@ def test_popup_appears_when_the_appointment_is_marked_arrived(
     # Opening the dialog is the flag being shown to the clinician.
     page.wait(lambda d: world.flag_of(patient).status == FlagStatus.SHOWN)
 
+    # The clinician dismisses it: one click, recorded, and gone from the list.
+    page.button("Dismiss").click()
+    page.wait_for_panel("done")
+    assert page.text("done-title") == "Prompt dismissed"
+    assert world.flag_of(patient).outcome == FlagStatus.DISMISSED
+    assert _consents(world, patient) == []
+    assert (
+        page.js("return document.querySelector(`[data-flag-id='${arguments[0]}']`)", flag.id)
+        is None
+    )
+
 
 def test_consent_in_two_clicks_records_consent_and_sends_the_referral(
     page: PopupPage, world: PopupWorld
@@ -116,7 +127,9 @@ def test_consent_in_two_clicks_records_consent_and_sends_the_referral(
     )
 
 
-def test_referral_form_answers_are_previewed_and_sent(page: PopupPage, world: PopupWorld) -> None:
+def test_written_consent_and_form_answers_are_recorded_and_sent(
+    page: PopupPage, world: PopupWorld
+) -> None:
     patient, _ = _arrive(world)
     page.wait_for_dialog()
     page.button("Patient consents — refer").click()
@@ -124,8 +137,13 @@ def test_referral_form_answers_are_previewed_and_sent(page: PopupPage, world: Po
     page.driver.find_element("css selector", "input[name=tenure][value=social]").click()
     page.driver.find_element("css selector", "input[name=concerns][value=cold-or-damp]").click()
     page.wait(lambda d: "social housing" in page.text("preview-consent"))
+    verbal = page.driver.find_element("id", "consent-method")
+    assert verbal.get_attribute("value") == "verbal" and verbal.is_selected()  # the default
+    page.driver.find_element("css selector", "input[name=consent_method][value=written]").click()
     page.button("Confirm consent and send referral").click()
     page.wait_for_panel("done")
+    [consent] = _consents(world, patient)
+    assert consent.decision == "given" and consent.method == "written"
     with world.db.session() as session:
         [referral] = session.exec(select(Referral).where(Referral.patient_id == patient)).all()
     requests = world.search(world.housing, "ServiceRequest")
@@ -208,10 +226,15 @@ def test_the_dialog_works_from_the_keyboard_alone(page: PopupPage, world: PopupW
     page.wait_for_dialog()
     assert page.active()["id"] == "choose-title"
 
-    # Tab stays inside the modal dialog.
+    # Tab stays inside the modal dialog, and reaches every action.
+    reached = set()
     for _ in range(12):
         keys.send_keys(Keys.TAB).perform()
         assert page.active()["inDialog"], "focus escaped the modal dialog"
+        reached.add(page.active()["action"])
+    assert {"consent-start", "decline-start", "snooze", "not-appropriate-start", "dismiss"} <= (
+        reached
+    )
 
     # Escape closes it; focus goes back to the page, and the prompt stays listed.
     keys.send_keys(Keys.ESCAPE).perform()
@@ -244,3 +267,30 @@ def test_the_dialog_works_from_the_keyboard_alone(page: PopupPage, world: PopupW
     page.wait(lambda d: world.flag_of(patient).status == FlagStatus.SNOOZED)
     keys.send_keys(Keys.TAB, Keys.ENTER).perform()  # the Close button
     page.wait(lambda d: not page.dialog_open())
+
+
+def test_not_appropriate_is_recorded_from_the_keyboard(page: PopupPage, world: PopupWorld) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    keys = ActionChains(page.driver)
+    patient, _ = _arrive(world)
+    page.wait_for_dialog()
+    for _ in range(20):
+        if page.active()["action"] == "not-appropriate-start":
+            break
+        keys.send_keys(Keys.TAB).perform()
+    else:
+        raise AssertionError("'Not appropriate for this patient' cannot be reached with Tab")
+    keys.send_keys(Keys.ENTER).perform()
+    page.wait_for_panel("not-appropriate")
+    assert page.active()["id"] == "not-appropriate-title"
+    keys.send_keys(Keys.TAB, "Lives in a care home").perform()  # the optional reason
+    assert page.active()["id"] == "not-appropriate-reason"
+    keys.send_keys(Keys.TAB, Keys.ENTER).perform()  # Record not appropriate
+    page.wait_for_panel("done")
+    assert page.text("done-title") == "Recorded as not appropriate"
+    flag = world.flag_of(patient)
+    assert flag.outcome == FlagStatus.NOT_APPROPRIATE
+    assert flag.outcome_reason == "Lives in a care home"
+    assert _consents(world, patient) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,12 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from healthy_homes.clock import SystemClock
 from healthy_homes.consent.wording import CURRENT_VERSION
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.flags.popup.watch import arrivals
-from healthy_homes.store.models import FlagStatus
+from healthy_homes.store.models import ConsentRecord, FlagStatus
 from healthy_homes.web.identity import ProxyHeaderIdentity
 from tests.web.world import LONDON, PopupWorld, build_world
 
@@ -114,6 +116,71 @@ def test_consent_decline_and_snooze_over_the_api(world: PopupWorld, session: Bro
     assert session.post(f"/api/flags/{flag_id}/snooze").status_code == 200
     assert world.flag_of(patient).status == FlagStatus.SNOOZED
     assert session.post("/api/flags/no-such-flag/snooze").status_code == 409
+
+
+def _listed(session: Browserless, flag_id: str) -> bool:
+    return f'data-flag-id="{flag_id}"' in session.http.get("/").text
+
+
+def _wait_until_listed(session: Browserless, flag_id: str) -> None:
+    deadline = time.monotonic() + 10
+    while not _listed(session, flag_id):
+        assert time.monotonic() < deadline, "the arrival never reached the page's list"
+        time.sleep(0.05)
+
+
+def test_written_consent_is_recorded_as_written(world: PopupWorld, session: Browserless) -> None:
+    patient, flag_id = _arrived_flag(world)
+    body = {"wording_version": CURRENT_VERSION, "method": "in-blood"}
+    assert session.post(f"/api/flags/{flag_id}/consent", body).status_code == 400
+    body["method"] = "written"
+    assert session.post(f"/api/flags/{flag_id}/consent", body).status_code == 200
+    with world.db.session() as db:
+        [consent] = db.exec(select(ConsentRecord).where(ConsentRecord.patient_id == patient))
+    assert consent.decision == "given" and consent.method == "written"
+    assert world.flag_of(patient).outcome == FlagStatus.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "outcome", "reason"),
+    [
+        ("not-appropriate", {"reason": "  In a care  home "}, "not-appropriate", "In a care home"),
+        ("not-appropriate", {}, "not-appropriate", None),
+        ("dismiss", {}, "dismissed", None),
+    ],
+)
+def test_not_appropriate_and_dismiss_over_the_api(
+    world: PopupWorld,
+    session: Browserless,
+    action: str,
+    body: dict[str, Any],
+    outcome: str,
+    reason: str | None,
+) -> None:
+    patient, flag_id = _arrived_flag(world)
+    _wait_until_listed(session, flag_id)
+    refused = session.http.post(f"/api/flags/{flag_id}/{action}", json=body)
+    assert refused.status_code == 403  # no CSRF token
+    assert world.flag_of(patient).outcome is None and _listed(session, flag_id)
+
+    done = session.post(f"/api/flags/{flag_id}/{action}", body)
+    assert done.status_code == 200 and done.json()["message"]
+    flag = world.flag_of(patient)
+    assert flag.outcome == FlagStatus(outcome) and flag.outcome_reason == reason
+    assert not _listed(session, flag_id)  # gone from the list, and stays gone
+    # A retry is safe and changes nothing; another answer is refused.
+    assert session.post(f"/api/flags/{flag_id}/{action}", body).status_code == 200
+    assert world.flag_of(patient).outcome == FlagStatus(outcome)
+    assert session.post(f"/api/flags/{flag_id}/decline", {"reason": "no-visit"}).status_code == 409
+    with world.db.session() as db:
+        assert db.exec(select(ConsentRecord).where(ConsentRecord.patient_id == patient)).all() == []
+
+
+def test_not_appropriate_reason_is_bounded(world: PopupWorld, session: Browserless) -> None:
+    patient, flag_id = _arrived_flag(world)
+    long = session.post(f"/api/flags/{flag_id}/not-appropriate", {"reason": "x" * 401})
+    assert long.status_code == 400
+    assert world.flag_of(patient).outcome is None
 
 
 def _events(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from healthy_homes.errors import ConsentError
-from healthy_homes.flags.popup.forms import ConsentIn, DeclineIn, PreviewIn
+from healthy_homes.flags.popup.forms import ConsentIn, DeclineIn, NotAppropriateIn, PreviewIn
 from healthy_homes.flags.popup.state import actions_of, clinician_of, state_of
 
 router = APIRouter(prefix="/api/flags/{flag_id}", include_in_schema=False)
@@ -33,7 +33,7 @@ async def preview(flag_id: str, body: PreviewIn, request: Request) -> dict[str, 
 
 @router.post("/consent")
 async def consent(flag_id: str, body: ConsentIn, request: Request) -> dict[str, object]:
-    """Verbal consent given to the signed-in clinician: record it, refer, send."""
+    """Consent (verbal or written) given to the signed-in clinician: record it, refer, send."""
     clinician = clinician_of(request)
     actions = actions_of(request)
     if body.wording_version != actions.wording_version:
@@ -67,3 +67,29 @@ async def snooze(flag_id: str, request: Request) -> dict[str, object]:
     await actions_of(request).discuss_next_time(flag_id, recorded_by=clinician.recorded_as)
     state_of(request).board.answer(flag_id)
     return {"message": "We will prompt you again at the patient's next appointment."}
+
+
+@router.post("/not-appropriate")
+async def not_appropriate(
+    flag_id: str, body: NotAppropriateIn, request: Request
+) -> dict[str, object]:
+    """Not appropriate for this patient, in the clinician's judgement (reason optional)."""
+    clinician = clinician_of(request)
+    reason = body.text()
+    await actions_of(request).not_appropriate(
+        flag_id, recorded_by=clinician.recorded_as, reason=reason
+    )
+    state_of(request).board.answer(flag_id)
+    message = "Recorded as not appropriate for this patient"
+    return {"message": f"{message}: {reason}." if reason else f"{message}."}
+
+
+@router.post("/dismiss")
+async def dismiss(flag_id: str, request: Request) -> dict[str, object]:
+    """Dismissed without an offer: prompted again only after the dismissal window."""
+    clinician = clinician_of(request)
+    actions = actions_of(request)
+    await actions.dismiss(flag_id, recorded_by=clinician.recorded_as)
+    state_of(request).board.answer(flag_id)
+    days = actions.rules.dismiss_suppression_days
+    return {"message": f"This patient will not be prompted again for {days} days."}

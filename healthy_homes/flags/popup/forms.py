@@ -21,6 +21,12 @@ DECLINE_REASONS: dict[str, str] = {
     "other": "Another reason",
 }
 
+#: How the patient gave consent; verbal is the usual case in a consultation.
+CONSENT_METHODS: dict[str, str] = {
+    "verbal": "Verbal",
+    "written": "Written",
+}
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -36,7 +42,7 @@ class ConsentIn(_Body):
     """Consent given, with the wording version the clinician was shown."""
 
     wording_version: str = Field(min_length=1, max_length=40)
-    method: Literal["verbal"] = "verbal"
+    method: Literal["verbal", "written"] = "verbal"
     form: ReferralForm | None = None
 
 
@@ -53,6 +59,16 @@ class DeclineIn(_Body):
         return f"{label}: {detail}" if detail else label
 
 
+class NotAppropriateIn(_Body):
+    """Not appropriate for this patient, with optional words of the clinician's own."""
+
+    reason: str | None = Field(default=None, max_length=400)
+
+    def text(self) -> str | None:
+        """The reason as recorded (None when none was given)."""
+        return " ".join((self.reason or "").split()) or None
+
+
 def _items(choices: dict[str, str]) -> list[dict[str, str]]:
     return [
         {"value": value, "text": text[:1].upper() + text[1:]} for value, text in choices.items()
@@ -66,4 +82,5 @@ def form_items() -> dict[str, list[dict[str, str]]]:
         "concerns": _items({k.value: v for k, v in CONCERN_TEXT.items()}),
         "contact": _items({k.value: v for k, v in CONTACT_TEXT.items()}),
         "decline": _items(DECLINE_REASONS),
+        "consentMethod": _items(CONSENT_METHODS),
     }

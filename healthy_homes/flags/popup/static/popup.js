@@ -115,6 +115,8 @@ function hideError() {
 function resetForms() {
   byId("referral-form").reset();
   byId("decline-form").reset();
+  byId("consent-method-form").reset();
+  byId("not-appropriate-form").reset();
   clearDeclineError();
   for (const dl of dialog.querySelectorAll(".hh-preview")) dl.replaceChildren();
   byId("preview-details").open = false;
@@ -131,7 +133,9 @@ function openPrompt(prompt, opener) {
   byId("dialog-name").textContent = prompt.name;
   byId("dialog-born").textContent = prompt.birthDate ? `Born ${prompt.birthDate}. ` : "";
   byId("dialog-when").textContent = `Appointment ${prompt.time}, ${prompt.status}.`;
-  for (const id of ["consent-caption", "decline-caption"]) byId(id).textContent = prompt.name;
+  for (const id of ["consent-caption", "decline-caption", "not-appropriate-caption"]) {
+    byId(id).textContent = prompt.name;
+  }
   const reasons = byId("dialog-reasons");
   reasons.replaceChildren(
     ...prompt.reasons.map((reason) => {
@@ -247,8 +251,17 @@ byId("referral-form").addEventListener("input", () => {
 });
 byId("referral-form").addEventListener("submit", (event) => event.preventDefault());
 byId("decline-form").addEventListener("submit", (event) => event.preventDefault());
+byId("consent-method-form").addEventListener("submit", (event) => event.preventDefault());
+byId("not-appropriate-form").addEventListener("submit", (event) => event.preventDefault());
 
 // ---- the actions ----------------------------------------------------------------
+
+// Verbal is checked when the form is reset, so a choice is always made; the server
+// refuses anything but verbal or written.
+function consentMethod() {
+  const chosen = new FormData(byId("consent-method-form")).get("consent_method");
+  return chosen === "written" ? "written" : "verbal";
+}
 
 function clearDeclineError() {
   byId("decline-group").classList.remove("nhsuk-form-group--error");
@@ -291,13 +304,14 @@ const actions = {
     loadPreview(byId("preview-consent"), true);
   },
   "decline-start": () => showPanel("decline"),
+  "not-appropriate-start": () => showPanel("not-appropriate"),
   back: () => showPanel("choose"),
   close: () => dialog.close(),
   "consent-confirm": (button) =>
     act(button, async (flagId) => {
       const data = await post(`/api/flags/${encodeURIComponent(flagId)}/consent`, {
         wording_version: byId("wording-version").textContent.trim(),
-        method: "verbal",
+        method: consentMethod(),
         form: referralForm(),
       });
       removePromptQuietly(flagId);
@@ -318,6 +332,22 @@ const actions = {
       });
       removePromptQuietly(flagId);
       showDone("Decline recorded", data.message);
+    }),
+  "not-appropriate-confirm": (button) =>
+    act(button, async (flagId) => {
+      const form = new FormData(byId("not-appropriate-form"));
+      const reason = (form.get("reason") || "").toString().trim() || null;
+      const data = await post(`/api/flags/${encodeURIComponent(flagId)}/not-appropriate`, {
+        reason,
+      });
+      removePromptQuietly(flagId);
+      showDone("Recorded as not appropriate", data.message);
+    }),
+  dismiss: (button) =>
+    act(button, async (flagId) => {
+      const data = await post(`/api/flags/${encodeURIComponent(flagId)}/dismiss`);
+      removePromptQuietly(flagId);
+      showDone("Prompt dismissed", data.message);
     }),
   snooze: (button) =>
     act(button, async (flagId) => {
