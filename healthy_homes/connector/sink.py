@@ -87,7 +87,7 @@ class ConditionSink:
         """Classify one page (or chunk of ndjson lines); safe to repeat with the same data.
 
         Returns the newest ``meta.lastUpdated`` among the Conditions. Nothing is written
-        until :meth:`flush`.
+        here: see :meth:`flush` and :meth:`finish`.
         """
         newest: datetime | None = None
         for condition in conditions:
