@@ -2,7 +2,8 @@
 
 Per practice: incremental sync every few minutes (first at once), appointment watch
 every minute, full reconciliation nightly. Referral delivery runs every
-``[delivery] interval_seconds`` when housing services are configured.
+``[delivery] interval_seconds`` and the closed loop (status back, acknowledgement
+deadlines) every ``poll_minutes`` when housing services are configured.
 ``max_instances=1`` and ``coalesce`` stop a slow run from piling up; the practice
 lock in :class:`ConnectorService` stops different jobs of one practice from
 overlapping. (Several processes need database leases for sync, which come later;
@@ -20,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from healthy_homes.connector.closed_loop import ClosedLoop, add_loop_job
 from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.connector.service import ConnectorService
 
@@ -50,9 +52,11 @@ def add_delivery_job(scheduler: AsyncIOScheduler, worker: DeliveryWorker) -> Non
 
 
 def build_scheduler(
-    service: ConnectorService, delivery: DeliveryWorker | None = None
+    service: ConnectorService,
+    delivery: DeliveryWorker | None = None,
+    loop: ClosedLoop | None = None,
 ) -> AsyncIOScheduler:
-    """A scheduler with the three jobs of every practice, and delivery (not yet started)."""
+    """A scheduler with the three jobs of every practice, delivery and the closed loop."""
     sync = service.settings.sync
     zone = sync.zone
     scheduler = AsyncIOScheduler(timezone=zone)
@@ -88,6 +92,8 @@ def build_scheduler(
         )
     if delivery is not None:
         add_delivery_job(scheduler, delivery)
+    if loop is not None:
+        add_loop_job(scheduler, loop)
     return scheduler
 
 
@@ -117,7 +123,17 @@ async def serve(
         if settings.housing_services
         else None
     )
-    scheduler = build_scheduler(service, delivery)
+    loop = (
+        ClosedLoop(
+            service.db,
+            settings.housing_services,
+            {ods: ctx.client for ods, ctx in service.contexts.items()},
+            service.clock,
+        )
+        if settings.housing_services
+        else None
+    )
+    scheduler = build_scheduler(service, delivery, loop)
     scheduler.start()
     log.info("connector serving %d practice(s)", len(service.contexts))
     try:
@@ -128,4 +144,6 @@ async def serve(
         if delivery is not None:
             # A delivery cut short here is safe: its lease expires and it is sent again.
             await delivery.aclose()
+        if loop is not None:
+            await loop.aclose()
         log.info("connector stopped (%d run(s) cut short)", cancelled)
