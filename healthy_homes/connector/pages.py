@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -34,6 +34,26 @@ def split_entries(bundle: JSON, resource_type: str) -> tuple[list[JSON], list[JS
 def last_updated(resource: JSON) -> datetime | None:
     """The resource's ``meta.lastUpdated`` (the server's clock)."""
     return parse_instant((resource.get("meta") or {}).get("lastUpdated"))
+
+
+def newest_updated(resources: Iterable[JSON]) -> datetime | None:
+    """The newest ``meta.lastUpdated`` among the resources.
+
+    UTC instants ('Z') with the same number of digits sort as strings, so when all have
+    that shape only the newest is parsed (a page's worth of parsing otherwise).
+    """
+    stamps = [
+        stamp
+        for resource in resources
+        if isinstance(stamp := (resource.get("meta") or {}).get("lastUpdated"), str)
+    ]
+    if not stamps:
+        return None
+    if len({len(stamp) for stamp in stamps}) == 1 and all(s.endswith("Z") for s in stamps):
+        newest = parse_instant(max(stamps))
+        if newest is not None:
+            return newest
+    return max((t for stamp in stamps if (t := parse_instant(stamp))), default=None)
 
 
 def server_time(bundle: JSON) -> datetime | None:

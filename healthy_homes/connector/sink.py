@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from healthy_homes.connector.pages import last_updated, later
+from healthy_homes.connector.pages import later, newest_updated
 from healthy_homes.registers.conditions import (
     condition_ids,
     delete_conditions,
@@ -89,10 +89,10 @@ class ConditionSink:
         Returns the newest ``meta.lastUpdated`` among the Conditions. Nothing is written
         here: see :meth:`flush` and :meth:`finish`.
         """
-        newest: datetime | None = None
+        conditions = list(conditions)
+        newest = newest_updated(conditions)
+        self.scanned += len(conditions)
         for condition in conditions:
-            self.scanned += 1
-            newest = later(newest, last_updated(condition))
             item = classify(condition, self.register)
             if item is None:
                 continue
