@@ -16,12 +16,11 @@ from sqlmodel import Session, select
 
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import HousingServiceConfig
-from healthy_homes.consent.fhir_consent import build_consent
 from healthy_homes.consent.gate import require_active_consent
 from healthy_homes.errors import DeliveryError, FhirError, ReferralError
 from healthy_homes.fhir.client import JSON, FhirClient
 from healthy_homes.fhir.resources import reference_id
-from healthy_homes.referrals.bundle import build_referral_transaction, patient_full_url
+from healthy_homes.referrals.bundle import referral_bundle
 from healthy_homes.referrals.dataset import MinimumDataset
 from healthy_homes.referrals.transports.base import (
     DeliveryReceipt,
@@ -128,17 +127,10 @@ async def forward_referral(
         referral.attempts += 1
         session.add(referral)
     dataset = MinimumDataset.model_validate(referral.dataset)
-    consent_json = build_consent(
-        consent,
-        patient_reference=patient_full_url(referral.id),
-        housing_ods=service.ods_code,
-        housing_name=service.name,
-    )
-    bundle = build_referral_transaction(
+    bundle = referral_bundle(
         referral_id=referral.id,
         dataset=dataset,
-        consent=consent_json,
-        consent_id=consent.id,
+        consent=consent,
         housing_ods=service.ods_code,
         housing_name=service.name,
         authored=referral.created_at,
