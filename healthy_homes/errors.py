@@ -9,6 +9,11 @@ never patient identifiers: their messages may reach logs and other systems.
     HealthyHomesError
     ├── ConfigError                 bad or missing configuration
     ├── StorageError                database unavailable or migration failed
+    ├── CryptoError                 encrypting, decrypting or keyed hashing failed
+    │   ├── KeyMissingError         no keys configured, or the key file is absent or malformed
+    │   ├── KeyFilePermissionError  the key file can be read by others than its owner
+    │   ├── UnknownKeyError         a value was encrypted under a key id the keyring lacks
+    │   └── TamperedDataError       a value failed authentication (changed, moved or wrong key)
     ├── CodeSetError                a register code set file is malformed
     ├── FhirError                   talking to a FHIR server went wrong
     │   ├── FhirTransportError      connection refused/reset, timeout   (retryable)
@@ -66,6 +71,26 @@ class ConfigError(HealthyHomesError):
 
 class StorageError(HealthyHomesError):
     """The database could not be reached, or a migration failed."""
+
+
+class CryptoError(HealthyHomesError):
+    """Encrypting, decrypting or keyed hashing failed; never says what the value was."""
+
+
+class KeyMissingError(CryptoError):
+    """No encryption keys are configured, or the key file is missing or malformed."""
+
+
+class KeyFilePermissionError(CryptoError):
+    """The key file is readable or writable by someone other than its owner."""
+
+
+class UnknownKeyError(CryptoError):
+    """A ciphertext names a data key id that the keyring does not hold."""
+
+
+class TamperedDataError(CryptoError):
+    """A ciphertext failed authentication: changed, moved to another column, or wrong key."""
 
 
 class CodeSetError(HealthyHomesError):
