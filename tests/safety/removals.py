@@ -1,0 +1,124 @@
+"""How to take each safety control out, so the hazard log's tests can show they notice.
+
+Each removal swaps the body of the function that *is* the control for one that does not
+control anything (``__code__`` is replaced, so every module that imported the function
+by name gets the weakened body too). The hazard log (``docs/hazard-log.md``) names a
+removal for every hazard; ``test_hazard_log.py`` runs the hazard's test with the removal
+applied and expects it to fail.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+def _swap(target: str, replacement: Callable[..., Any]) -> None:
+    """Give ``module:qualname`` the body of ``replacement`` (same signature)."""
+    module_name, _, qualname = target.partition(":")
+    owner: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        owner = getattr(owner, part)
+    function = owner
+    if not callable(function) or not hasattr(function, "__code__"):
+        raise TypeError(f"{target} is not a plain function")
+    # The replacement's globals are not the target's: only use names that the target's
+    # module also defines, or builtins.
+    function.__code__ = replacement.__code__
+
+
+def _no_consent_check() -> None:
+    def require_active_consent(session, consent_id, *, patient_id, practice, referral):  # type: ignore[no-untyped-def]
+        return session.get(ConsentRecord, consent_id) if consent_id else None  # noqa: F821
+
+    _swap("healthy_homes.consent.gate:require_active_consent", require_active_consent)
+
+
+def _no_suppression_window() -> None:
+    def suppression(history, rules, now):  # type: ignore[no-untyped-def]
+        return None
+
+    _swap("healthy_homes.flags.rules:suppression", suppression)
+
+
+def _no_open_flag_block() -> None:
+    def blocked(history, rules, now):  # type: ignore[no-untyped-def]
+        offer = suppression(history, rules, now)  # noqa: F821
+        return SUPPRESSED.get(offer.outcome, "suppressed") if offer else None  # noqa: F821
+
+    _swap("healthy_homes.flags.rules:blocked", blocked)
+
+
+def _no_current_patient_check() -> None:
+    def patient_is_current(patient):  # type: ignore[no-untyped-def]
+        return None
+
+    _swap("healthy_homes.flags.rules:patient_is_current", patient_is_current)
+
+
+def _no_capacity_throttle() -> None:
+    def allow(self, wanted):  # type: ignore[no-untyped-def]
+        return wanted
+
+    _swap("healthy_homes.flags.capacity:HousingCapacity.allow", allow)
+
+
+def _no_daily_cap() -> None:
+    def _raised_today(db, practice, now):  # type: ignore[no-untyped-def]
+        return -(10**9)
+
+    _swap("healthy_homes.flags.lifecycle:_raised_today", _raised_today)
+
+
+def _no_overdue_alert() -> None:
+    async def check_overdue(db, services, *, clock, zone=None, mirror=None, notify=None):  # type: ignore[no-untyped-def]
+        return []
+
+    _swap("healthy_homes.referrals.loop:check_overdue", check_overdue)
+
+
+def _no_alert_dedupe() -> None:
+    def raise_alert(session, *, kind, subject, episode, practice, message, now):  # type: ignore[no-untyped-def]
+        alert = Alert(  # noqa: F821
+            key=f"{kind}:{subject}:{episode}:{__import__('uuid').uuid4().hex}",
+            kind=kind,
+            subject=subject,
+            practice_ods=practice,
+            message=message,
+            created_at=now,
+        )
+        session.add(alert)
+        return alert
+
+    _swap("healthy_homes.connector.delivery.alerts:raise_alert", raise_alert)
+
+
+def _no_hl7_escaping() -> None:
+    def escape(text):  # type: ignore[no-untyped-def]
+        return text
+
+    _swap("healthy_homes.referrals.transports.hl7v2:escape", escape)
+
+
+#: Every removal the hazard log may name.
+REMOVALS: dict[str, Callable[[], None]] = {
+    "consent-gate": _no_consent_check,
+    "suppression-window": _no_suppression_window,
+    "open-flag-block": _no_open_flag_block,
+    "current-patient-check": _no_current_patient_check,
+    "capacity-throttle": _no_capacity_throttle,
+    "daily-cap": _no_daily_cap,
+    "overdue-alert": _no_overdue_alert,
+    "alert-dedupe": _no_alert_dedupe,
+    "hl7-escaping": _no_hl7_escaping,
+}
+
+
+def apply(name: str) -> None:
+    """Take the named control out of this process."""
+    try:
+        removal = REMOVALS[name]
+    except KeyError:
+        raise KeyError(f"unknown control {name!r}; expected one of {sorted(REMOVALS)}") from None
+    removal()
