@@ -25,6 +25,7 @@ from pydantic import (
 
 from healthy_homes.config.cds_hooks import CdsHooksConfig as CdsHooksConfig
 from healthy_homes.config.flag_rules import FlagRulesConfig as FlagRulesConfig
+from healthy_homes.config.ops import OpsConfig as OpsConfig
 from healthy_homes.config.security import SecurityConfig as SecurityConfig
 
 ODS_CODE = re.compile(r"^[A-Z0-9]{3,10}$")
@@ -409,6 +410,7 @@ class Settings(_Strict):
     cds_hooks: CdsHooksConfig = Field(default_factory=CdsHooksConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     @field_validator("housing_services", mode="before")

@@ -49,6 +49,7 @@ from healthy_homes.fhir.retry import (
     parse_retry_after,
     should_retry,
 )
+from healthy_homes.metrics import PAGES_FETCHED
 
 FHIR_JSON = "application/fhir+json"
 DEFAULT_LIMITS = httpx.Limits(max_connections=10, max_keepalive_connections=10)
@@ -433,6 +434,7 @@ class FhirClient:
         seen: set[str] = set()
         while url is not None:
             bundle = await self.request_json("GET", url, params=page_params, expect="Bundle")
+            PAGES_FETCHED.labels(practice=self.practice or "-").inc()
             yield bundle
             url = next_link(bundle)
             page_params = None  # the next link carries the query

@@ -13,6 +13,7 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 from healthy_homes.errors import FhirError, FhirStatusError
+from healthy_homes.metrics import count_error
 
 # Attempt lines are the client's voice: keep them under its logger name for log filters.
 log = logging.getLogger("healthy_homes.fhir.client")
@@ -53,6 +54,8 @@ def log_attempt(
     elapsed_ms = (time.perf_counter() - started) * 1000
     path = redact(urlsplit(url).path)
     ok = status.isdigit() and int(status) < 400
+    if not ok:
+        count_error("fhir", f"http_{status}" if status.isdigit() else status.split()[-1])
     log.log(
         logging.DEBUG if ok else logging.INFO,
         "fhir %s %s -> %s attempt=%d %.0fms request_id=%s",
