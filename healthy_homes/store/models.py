@@ -408,3 +408,7 @@ class Alert(SQLModel, table=True):
     message: str = Field(max_length=500)
     created_at: datetime = _ts(nullable=False)
     acknowledged_at: datetime | None = _ts(nullable=True)
+
+
+# Imported last so that metadata sees the operations tables.
+from healthy_homes.store import ops_models as ops_models  # noqa: E402
