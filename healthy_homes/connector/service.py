@@ -1,15 +1,20 @@
 """The connector's practices at run time: one client and one lock per practice.
 
-Never two runs of one practice at once (an asyncio lock per practice: a scheduled
-incremental or appointment run that finds its practice busy is skipped, a full run
-waits); at most ``max_concurrent_practices`` practices at once; each run has its
-own time limit, so a practice whose server hangs delays no other.
+Never two runs of one practice at once, in this process (an asyncio lock per practice:
+a scheduled incremental or appointment run that finds its practice busy is skipped, a
+full run waits) or across processes (a practice guard from ``healthy_homes.ops.leases``:
+an advisory lock on PostgreSQL, an expiring lease on SQLite; a run whose practice
+another worker holds is skipped, a full run waits for it); at most
+``max_concurrent_practices`` practices at once; each run has its own time limit, so a
+practice whose server hangs delays no other. Each run's duration and outcome go to the
+metrics and to ``practice_run`` for ``healthy-homes status``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from types import TracebackType
@@ -23,16 +28,22 @@ from healthy_homes.connector.context import (
     TransportFactory,
     practice_client,
 )
+from healthy_homes.connector.delivery.worker import worker_id
 from healthy_homes.connector.practice_sync import sync_registers
 from healthy_homes.connector.reports import Mode, PracticeRun, RunKind, RunReport
 from healthy_homes.errors import HealthyHomesError
 from healthy_homes.fhir.retry import RetryPolicy, Sleep
 from healthy_homes.flags.lifecycle import FlagReport, raise_flags
+from healthy_homes.metrics import PRACTICE_RUNS, SYNC_SECONDS, count_error
+from healthy_homes.ops.leases import Held, PracticeGuard, job_name, practice_guard
+from healthy_homes.ops.runs import record_run
 from healthy_homes.store.db import Database
 
 log = logging.getLogger(__name__)
 
 EVENTS_KEPT = 1000
+#: How often a full run waiting for another worker's practice asks again.
+GUARD_POLL_SECONDS = 1.0
 
 
 class ConnectorService:
@@ -48,10 +59,15 @@ class ConnectorService:
         sleep: Sleep | None = None,
         policy: RetryPolicy | None = None,
         progress: ProgressHook | None = None,
+        owner: str | None = None,
+        guard: PracticeGuard | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.clock = clock
+        #: This process's name in leases and run records.
+        self.owner = owner or worker_id()
+        self.guard = guard or practice_guard(db, self.owner, settings.ops.lease_seconds, clock)
         self.contexts: dict[str, PracticeContext] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         #: The latest (event, practice, kind) in order: "start", "end", "skip".
@@ -87,9 +103,10 @@ class ConnectorService:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every practice's client."""
+        """Close every practice's client and the practice guard."""
         for ctx in self.contexts.values():
             await ctx.client.aclose()
+        self.guard.close()
 
     def timeout(self, practice: PracticeConfig) -> float:
         """Seconds one run of this practice may take."""
@@ -134,24 +151,67 @@ class ConnectorService:
     ) -> None:
         ods, kind = ctx.ods, result.kind
         async with lock, self._slots:
-            result.started = self.clock.now()
-            self.events.append(("start", ods, kind))
+            held = await self._guard(ctx, result)
+            if held is None:
+                return
+            began = time.perf_counter()
             try:
-                async with asyncio.timeout(self.timeout(ctx.practice)):
-                    await self._run(ctx, kind, result, appointments)
-            except TimeoutError:
-                result.error = f"run took longer than {self.timeout(ctx.practice):g} s"
-            except HealthyHomesError as exc:
-                result.error = str(exc)
-            except Exception as exc:
-                # Not our error type: its text may carry data, so only the type is kept.
-                result.error = f"unexpected {type(exc).__name__}"
-                log.exception("practice run crashed", extra={"practice": ods})
+                await self._guarded_run(ctx, result, appointments)
             finally:
-                result.finished = self.clock.now()
-                self.events.append(("end", ods, kind))
+                await held.release()
+            SYNC_SECONDS.labels(practice=ods, kind=kind).observe(time.perf_counter() - began)
+            PRACTICE_RUNS.labels(ods, kind, "failed" if result.error else "ok").inc()
+            record_run(self.db, result, self.owner)
             if result.error:
                 log.warning("practice run failed: %s", result.error, extra={"practice": ods})
+
+    async def _guard(self, ctx: PracticeContext, result: PracticeRun) -> Held | None:
+        """This practice's cross-process guard; a full run waits for it, others skip."""
+        ods, kind = ctx.ods, result.kind
+        deadline = time.monotonic() + self.timeout(ctx.practice)
+        while True:
+            try:
+                held = await self.guard.try_acquire(job_name("sync", ods))
+            except Exception as exc:  # the store is down: this run cannot be guarded
+                count_error("guard", exc)
+                result.error = f"practice guard unavailable ({type(exc).__name__})"
+                self.events.append(("skip", ods, kind))
+                return None
+            if held is not None:
+                return held
+            if kind != "full" or time.monotonic() >= deadline:
+                result.skipped = True
+                PRACTICE_RUNS.labels(ods, kind, "skipped").inc()
+                self.events.append(("skip", ods, kind))
+                log.info(
+                    "practice busy on another worker; %s run skipped", kind, extra={"practice": ods}
+                )
+                return None
+            await asyncio.sleep(GUARD_POLL_SECONDS)
+
+    async def _guarded_run(
+        self, ctx: PracticeContext, result: PracticeRun, appointments: bool
+    ) -> None:
+        ods, kind = ctx.ods, result.kind
+        result.started = self.clock.now()
+        self.events.append(("start", ods, kind))
+        try:
+            async with asyncio.timeout(self.timeout(ctx.practice)):
+                await self._run(ctx, kind, result, appointments)
+        except TimeoutError:
+            result.error = f"run took longer than {self.timeout(ctx.practice):g} s"
+            count_error("sync", "Timeout")
+        except HealthyHomesError as exc:
+            result.error = str(exc)
+            count_error("sync", exc)
+        except Exception as exc:
+            # Not our error type: its text may carry data, so only the type is kept.
+            result.error = f"unexpected {type(exc).__name__}"
+            count_error("sync", exc)
+            log.exception("practice run crashed", extra={"practice": ods})
+        finally:
+            result.finished = self.clock.now()
+            self.events.append(("end", ods, kind))
 
     async def _run(
         self, ctx: PracticeContext, kind: RunKind, result: PracticeRun, appointments: bool

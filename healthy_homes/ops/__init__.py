@@ -1,0 +1,1 @@
+"""Operations: practice leases across processes, health, readiness, metrics and status."""
