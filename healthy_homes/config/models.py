@@ -151,6 +151,11 @@ class PracticeConfig(_Strict):
     timeout_seconds: float | None = Field(
         default=None, gt=0, description="longest one run of this practice may take"
     )
+    share_health_reason: bool = Field(
+        default=False,
+        description="offer to share why the patient was flagged (their register) with "
+        "housing; it leaves only if the patient also agrees",
+    )
 
     @field_validator("ods_code")
     @classmethod

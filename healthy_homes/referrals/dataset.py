@@ -80,13 +80,21 @@ class ReferralForm(BaseModel):
     staff_risks_consented: bool = Field(
         default=False, description="the patient agreed that staff risks may be shared"
     )
+    # Register membership is health data: it leaves only where the practice has turned
+    # on ``share_health_reason`` and the patient agreed (see ``allow_health_reason``).
+    health_reason: str | None = Field(
+        default=None, max_length=300, description="why the patient was flagged, e.g. a register"
+    )
+    health_reason_consented: bool = Field(
+        default=False, description="the patient agreed that the health reason may be shared"
+    )
 
     @field_validator("concerns")
     @classmethod
     def _distinct(cls, value: list[Concern]) -> list[Concern]:
         return list(dict.fromkeys(value))
 
-    @field_validator("contact_times", "staff_risks")
+    @field_validator("contact_times", "staff_risks", "health_reason")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         if value is None:
@@ -97,6 +105,8 @@ class ReferralForm(BaseModel):
     def _risks_only_with_consent(self) -> ReferralForm:
         if self.staff_risks and not self.staff_risks_consented:
             raise ValueError("risks to visiting staff are shared only with the patient's consent")
+        if self.health_reason and not self.health_reason_consented:
+            raise ValueError("the health reason is shared only with the patient's consent")
         return self
 
     def note_lines(self) -> list[str]:
@@ -112,6 +122,8 @@ class ReferralForm(BaseModel):
             lines.append(f"Best times: {self.contact_times}")
         if self.staff_risks and self.staff_risks_consented:
             lines.append(f"Risks to visiting staff (shared with consent): {self.staff_risks}")
+        if self.health_reason and self.health_reason_consented:
+            lines.append(f"Health reason (shared with consent): {self.health_reason}")
         return lines
 
 
@@ -155,6 +167,15 @@ def _phone(patient: JSON) -> str | None:
         if telecom.get("system") == "phone" and telecom.get("value"):
             return str(telecom["value"])
     return None
+
+
+def allow_health_reason(form: ReferralForm | None, *, practice_allows: bool) -> None:
+    """Refuse a health reason the practice has not turned on (``share_health_reason``)."""
+    if form is not None and form.health_reason and not practice_allows:
+        raise ValueError(
+            "this practice does not share a health reason with housing; "
+            "expected no health_reason unless [[practices]] share_health_reason = true"
+        )
 
 
 def with_form(dataset: dict[str, Any], form: ReferralForm | None) -> dict[str, Any]:

@@ -101,6 +101,23 @@ def _no_hl7_escaping() -> None:
     _swap("healthy_homes.referrals.transports.hl7v2:escape", escape)
 
 
+def _all_addresses_sent() -> None:
+    def _home_address(patient):  # type: ignore[no-untyped-def]
+        addresses = patient.get("address") or [{}]
+        merged = dict(addresses[0])
+        merged["line"] = [line for a in addresses for line in a.get("line") or []]
+        return merged
+
+    _swap("healthy_homes.referrals.dataset:_home_address", _home_address)
+
+
+def _health_reason_always_allowed() -> None:
+    def allow_health_reason(form, *, practice_allows):  # type: ignore[no-untyped-def]
+        return None
+
+    _swap("healthy_homes.referrals.dataset:allow_health_reason", allow_health_reason)
+
+
 #: Every removal the hazard log may name.
 REMOVALS: dict[str, Callable[[], None]] = {
     "consent-gate": _no_consent_check,
@@ -112,6 +129,8 @@ REMOVALS: dict[str, Callable[[], None]] = {
     "overdue-alert": _no_overdue_alert,
     "alert-dedupe": _no_alert_dedupe,
     "hl7-escaping": _no_hl7_escaping,
+    "dataset-extraction": _all_addresses_sent,
+    "health-reason-opt-in": _health_reason_always_allowed,
 }
 
 
