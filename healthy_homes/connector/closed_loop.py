@@ -3,6 +3,9 @@
 Polls every sent, unfinished referral through its own transport, records changes on the
 referral and in a Task mirror in the practice record (so the referring clinician sees
 them), then raises one alert for each referral past its acknowledgement deadline.
+
+Recalls (consent withdrawn) that could not be delivered when the clinician withdrew
+are sent again every ``recall_minutes`` through the same transports.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import HousingServiceConfig
+from healthy_homes.consent.withdrawal import Recaller, retry_recalls
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.referrals.loop import StatusChange, TaskMirror, check_overdue, poll_statuses
 from healthy_homes.referrals.transports.base import Transport, transport_for
@@ -26,6 +30,8 @@ from healthy_homes.store.models import Alert
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_MINUTES = 15.0
+#: A withdrawn consent's recall should not wait for the next status poll.
+DEFAULT_RECALL_MINUTES = 5.0
 
 
 @dataclass
@@ -47,6 +53,7 @@ class ClosedLoop:
         clock: Clock,
         *,
         http: httpx.AsyncBaseTransport | None = None,
+        recall_minutes: float = DEFAULT_RECALL_MINUTES,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -55,6 +62,8 @@ class ClosedLoop:
             s.id: transport_for(s, clock=clock, http=http) for s in self.services
         }
         self.mirror = TaskMirror(practice_clients, clock)
+        self.recall_minutes = recall_minutes
+        self.recaller = Recaller(self.services, clock=clock, transports=self.transports)
 
     @property
     def poll_minutes(self) -> float:
@@ -73,8 +82,16 @@ class ClosedLoop:
             log.info("closed loop: %d status change(s), %d alert(s)", len(changes), len(alerts))
         return LoopReport(changes, alerts)
 
+    async def recall_pending(self) -> list[str]:
+        """Send again every recall of a withdrawn consent not yet delivered."""
+        recalled = await retry_recalls(self.db, self.recaller, self.clock)
+        if recalled:
+            log.info("closed loop: %d recall(s) delivered", len(recalled))
+        return recalled
+
     async def aclose(self) -> None:
         """Close every transport's connections."""
+        await self.recaller.aclose()
         for transport in self.transports.values():
             await transport.aclose()
 
@@ -86,6 +103,20 @@ def add_loop_job(scheduler: AsyncIOScheduler, loop: ClosedLoop) -> None:
         IntervalTrigger(minutes=loop.poll_minutes),
         id="referrals:loop",
         name="referral status and acknowledgement deadlines",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=300,
+    )
+
+
+def add_recall_job(scheduler: AsyncIOScheduler, loop: ClosedLoop) -> None:
+    """Retry undelivered recalls every ``recall_minutes`` (first at once, one at a time)."""
+    scheduler.add_job(
+        loop.recall_pending,
+        IntervalTrigger(minutes=loop.recall_minutes),
+        id="referrals:recall",
+        name="recalls of withdrawn consents",
+        next_run_time=loop.clock.now(),
         max_instances=1,
         coalesce=True,
         misfire_grace_time=300,

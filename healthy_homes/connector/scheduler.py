@@ -2,8 +2,9 @@
 
 Per practice: incremental sync every few minutes (first at once), appointment watch
 every minute, full reconciliation nightly. Referral delivery runs every
-``[delivery] interval_seconds`` and the closed loop (status back, acknowledgement
-deadlines) every ``poll_minutes`` when housing services are configured.
+``[delivery] interval_seconds``, the closed loop (status back, acknowledgement
+deadlines) every ``poll_minutes`` and the retry of undelivered recalls (consent
+withdrawn) every few minutes, when housing services are configured.
 ``max_instances=1`` and ``coalesce`` stop a slow run from piling up; the practice
 lock in :class:`ConnectorService` stops different jobs of one practice from
 overlapping. (Several processes need database leases for sync, which come later;
@@ -21,7 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from healthy_homes.connector.closed_loop import ClosedLoop, add_loop_job
+from healthy_homes.connector.closed_loop import ClosedLoop, add_loop_job, add_recall_job
 from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.connector.service import ConnectorService
 
@@ -56,7 +57,7 @@ def build_scheduler(
     delivery: DeliveryWorker | None = None,
     loop: ClosedLoop | None = None,
 ) -> AsyncIOScheduler:
-    """A scheduler with the three jobs of every practice, delivery and the closed loop."""
+    """A scheduler with the three jobs of every practice, delivery, the loop and recalls."""
     sync = service.settings.sync
     zone = sync.zone
     scheduler = AsyncIOScheduler(timezone=zone)
@@ -94,6 +95,7 @@ def build_scheduler(
         add_delivery_job(scheduler, delivery)
     if loop is not None:
         add_loop_job(scheduler, loop)
+        add_recall_job(scheduler, loop)
     return scheduler
 
 

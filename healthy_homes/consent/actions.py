@@ -3,11 +3,17 @@
 The entry point for the web pages and for CDS Hooks feedback. Each action is one
 call (the "two clicks": open the prompt, choose), safe to repeat after a failure, and
 refuses flags of another practice.
+
+Each patient is routed (``referrals/routing.py``) before consent is asked: the offer
+names the one housing service their home's postcode and tenure lead to, a patient
+outside every service's area is told so and no consent is recorded, and the referral
+made after consent goes to the routed service.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,9 +23,9 @@ from healthy_homes.clock import Clock
 from healthy_homes.config.models import FlagRulesConfig, HousingServiceConfig
 from healthy_homes.consent.preview import ReferralPreview, preview_referral
 from healthy_homes.consent.service import CONSENT_WORDING_VERSION, Recipient, record_decision
-from healthy_homes.consent.withdrawal import WithdrawalResult, withdraw_consent
-from healthy_homes.errors import DeliveryError, FlagError, ReferralError
-from healthy_homes.fhir.client import FhirClient
+from healthy_homes.consent.withdrawal import Recaller, WithdrawalResult, withdraw_consent
+from healthy_homes.errors import DeliveryError, FlagError, ReferralError, RoutingError
+from healthy_homes.fhir.client import JSON, FhirClient
 from healthy_homes.flags.events import Source
 from healthy_homes.flags.transitions import (
     conclude,
@@ -27,9 +33,12 @@ from healthy_homes.flags.transitions import (
     get_flag,
     mark_shown,
 )
-from healthy_homes.referrals.dataset import ReferralForm, with_form
+from healthy_homes.referrals.dataset import ReferralForm, from_patient, with_form
 from healthy_homes.referrals.forward import forward_referral
+from healthy_homes.referrals.routing import Routing, decide_dataset
 from healthy_homes.referrals.service import create_referral
+from healthy_homes.referrals.transports.base import Transport
+from healthy_homes.referrals.transports.fhir_rest import FhirRestTransport
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import (
     ConsentDecision,
@@ -51,10 +60,17 @@ class ReferralOutcome:
     referral: Referral
     sent: bool
     error: str | None = None
+    service: HousingServiceConfig | None = None
 
 
 class ClinicianActions:
-    """Record what happened to a flag: shown, consent (and refer), decline, snooze, withdraw."""
+    """Record what happened to a flag: shown, consent (and refer), decline, snooze, withdraw.
+
+    ``services`` are the housing services this practice may refer to (routing picks
+    one per patient; default: ``service`` alone). ``housing_clients`` are FHIR clients
+    by service id for sending at once; ``housing_client`` is ``service``'s. A referral
+    to a service without one is left to the delivery worker (its outbox entry exists).
+    """
 
     def __init__(
         self,
@@ -67,20 +83,65 @@ class ClinicianActions:
         rules: FlagRulesConfig,
         clock: Clock,
         wording_version: str = CONSENT_WORDING_VERSION,
+        services: Sequence[HousingServiceConfig] | None = None,
+        housing_clients: Mapping[str, FhirClient] | None = None,
     ) -> None:
         self.db = db
         self.practice_ods = practice_ods
         self.practice_client = practice_client
         self.service = service
+        self.services = list(services) if services else [service]
         self.housing_client = housing_client
+        self.housing_clients = dict(housing_clients or {})
         self.rules = rules
         self.clock = clock
         self.wording_version = wording_version
 
     @property
     def recipient(self) -> Recipient:
-        """The housing service as the consent names it."""
-        return Recipient(self.service.name, self.service.ods_code)
+        """The default housing service as the consent names it."""
+        return recipient_of(self.service)
+
+    def service_by_id(self, service_id: str) -> HousingServiceConfig | None:
+        """One of this practice's housing services."""
+        return next((s for s in self.services if s.id == service_id), None)
+
+    def client_for(self, service: HousingServiceConfig) -> FhirClient | None:
+        """The FHIR client that sends to ``service`` at once, if there is one."""
+        if service.transport != "fhir":
+            return None
+        if service.id == self.service.id and self.housing_client is not None:
+            return self.housing_client
+        return self.housing_clients.get(service.id)
+
+    async def route(
+        self, flag_id: str, *, form: ReferralForm | None = None, recorded_by: str = ""
+    ) -> Routing:
+        """Which housing service this flag's patient would be referred to, or why none."""
+        routing, _ = await self._route(flag_id, form=form, recorded_by=recorded_by)
+        return routing
+
+    async def _route(
+        self, flag_id: str, *, form: ReferralForm | None, recorded_by: str
+    ) -> tuple[Routing, JSON]:
+        flag = self.flag(flag_id)
+        patient = await self.practice_client.read("Patient", flag.patient_id)
+        try:
+            # Built exactly as the referral's dataset is: the same postcode decides.
+            dataset = from_patient(
+                patient, practice_ods=self.practice_ods, referrer=recorded_by, form=form
+            )
+        except ValueError as exc:
+            raise ReferralError(str(exc), practice=self.practice_ods) from exc
+        return decide_dataset(self.services, dataset), patient
+
+    async def _routed(
+        self, flag_id: str, *, form: ReferralForm | None, recorded_by: str
+    ) -> tuple[HousingServiceConfig, JSON]:
+        routing, patient = await self._route(flag_id, form=form, recorded_by=recorded_by)
+        if routing.service is None:
+            raise RoutingError(routing.message, practice=self.practice_ods)
+        return routing.service, patient
 
     def flag(self, flag_id: str) -> FlagRecord:
         """One of this practice's flags (FlagError for another practice's)."""
@@ -111,17 +172,21 @@ class ClinicianActions:
     async def preview(
         self, flag_id: str, *, recorded_by: str, form: ReferralForm | None = None
     ) -> ReferralPreview:
-        """Exactly what the housing service would receive, before anyone consents."""
-        self.flag(flag_id)
+        """Exactly what the routed housing service would receive, before anyone consents.
+
+        RoutingError (with the clinician's explanation) when no service takes the patient.
+        """
+        service, patient = await self._routed(flag_id, form=form, recorded_by=recorded_by)
         return await preview_referral(
             self.db,
             self.practice_client,
             flag_id=flag_id,
-            service=self.service,
+            service=service,
             recorded_by=recorded_by,
             clock=self.clock,
             form=form,
             wording_version=self.wording_version,
+            patient=patient,
         )
 
     async def consent(
@@ -134,15 +199,19 @@ class ClinicianActions:
         send: bool = True,
         source: Source | str = Source.WEB,
     ) -> ReferralOutcome:
-        """Consent given: record it, make the referral (with the form) and send it."""
-        self.flag(flag_id)
+        """Consent given: record it, make the referral (with the form) and send it.
+
+        The patient is routed first: with no housing service for them, RoutingError is
+        raised and nothing is recorded. The referral goes to the routed service.
+        """
+        service, _ = await self._routed(flag_id, form=form, recorded_by=recorded_by)
         consent = await record_decision(
             self.db,
             self.practice_client,
             flag_id=flag_id,
             decision=ConsentDecision.GIVEN,
             recorded_by=recorded_by,
-            recipient=self.recipient,
+            recipient=recipient_of(service),
             clock=self.clock,
             method=method,
             wording_version=self.wording_version,
@@ -152,27 +221,29 @@ class ClinicianActions:
             self.db,
             self.practice_client,
             consent_id=consent.id,
-            housing_service_id=self.service.id,
+            housing_service_id=service.id,
             clock=self.clock,
         )
         if form is not None:
             referral = self._attach_form(referral.id, form)
+        service = self.service_by_id(referral.housing_service_id) or service
         if not send or referral.status == ReferralStatus.SENT:
-            return ReferralOutcome(consent, referral, referral.status == ReferralStatus.SENT)
-        return await self._send(consent, referral)
+            sent = referral.status == ReferralStatus.SENT
+            return ReferralOutcome(consent, referral, sent, service=service)
+        return await self._send(consent, referral, service)
 
     async def decline(
         self, flag_id: str, *, recorded_by: str, reason: str, source: Source | str = Source.WEB
     ) -> ConsentRecord:
         """Declined, with the patient's reason; not asked again for the decline window."""
-        self.flag(flag_id)
+        routing = await self.route(flag_id, recorded_by=recorded_by)
         return await record_decision(
             self.db,
             self.practice_client,
             flag_id=flag_id,
             decision=ConsentDecision.DECLINED,
             recorded_by=recorded_by,
-            recipient=self.recipient,
+            recipient=recipient_of(routing.service or self.service),
             clock=self.clock,
             reason=reason,
             wording_version=self.wording_version,
@@ -220,22 +291,42 @@ class ClinicianActions:
     async def withdraw(
         self, consent_id: str, *, recorded_by: str, reason: str | None = None
     ) -> WithdrawalResult:
-        """Consent withdrawn: unsent referrals cancelled, sent ones recalled, Consent inactive."""
+        """Consent withdrawn: unsent referrals cancelled, sent ones recalled, Consent inactive.
+
+        Each recall goes over its referral's service's transport; one that fails now is
+        retried by the connector's schedule.
+        """
         with self.db.session() as session:
             consent = session.get(ConsentRecord, consent_id)
+            referral = session.exec(
+                select(Referral).where(Referral.consent_id == consent_id)
+            ).first()
         if consent is None or consent.practice_ods != self.practice_ods:
             raise ReferralError(f"consent {consent_id} not found", practice=self.practice_ods)
-        housing = {self.service.id: self.housing_client} if self.housing_client else {}
-        return await withdraw_consent(
-            self.db,
-            consent_id,
-            recorded_by=recorded_by,
-            reason=reason,
-            clock=self.clock,
-            housing=housing,
-            practice_client=self.practice_client,
-            recipient=self.recipient,
-        )
+        routed = self.service_by_id(referral.housing_service_id) if referral else None
+        recaller = Recaller(self.services, clock=self.clock, transports=self._fhir_transports())
+        try:
+            return await withdraw_consent(
+                self.db,
+                consent_id,
+                recorded_by=recorded_by,
+                reason=reason,
+                clock=self.clock,
+                recaller=recaller,
+                practice_client=self.practice_client,
+                recipient=recipient_of(routed or self.service),
+            )
+        finally:
+            await recaller.aclose()
+
+    def _fhir_transports(self) -> dict[str, Transport]:
+        # The clients here are shared and closed by their owner, not by the recaller.
+        found: dict[str, Transport] = {}
+        for service in self.services:
+            client = self.client_for(service)
+            if client is not None:
+                found[service.id] = FhirRestTransport(client)
+        return found
 
     async def conclude(
         self,
@@ -286,24 +377,26 @@ class ClinicianActions:
             session.add(row)
             return row
 
-    async def _send(self, consent: ConsentRecord, referral: Referral) -> ReferralOutcome:
-        if self.housing_client is None:
-            return ReferralOutcome(consent, referral, False, "no housing client configured")
+    async def _send(
+        self, consent: ConsentRecord, referral: Referral, service: HousingServiceConfig
+    ) -> ReferralOutcome:
+        client = self.client_for(service)
+        if client is None:
+            # Its outbox entry is already written: the delivery worker sends it.
+            return ReferralOutcome(consent, referral, False, None, service)
         try:
-            sent = await forward_referral(
-                self.db, self.housing_client, referral.id, self.service, self.clock
-            )
+            sent = await forward_referral(self.db, client, referral.id, service, self.clock)
         except DeliveryError as exc:
             log.warning("referral not sent yet: %s", exc, extra={"referral": referral.id})
-            return ReferralOutcome(consent, referral, False, exc.message)
-        return ReferralOutcome(consent, sent, True)
+            return ReferralOutcome(consent, referral, False, exc.message, service)
+        return ReferralOutcome(consent, sent, True, service=service)
 
     async def send_pending(self) -> list[str]:
         """Try again every referral of this practice not yet sent (the gate still decides)."""
         with self.db.session() as session:
             waiting = list(
                 session.exec(
-                    select(Referral.id).where(
+                    select(Referral.id, Referral.housing_service_id).where(
                         Referral.practice_ods == self.practice_ods,
                         col(Referral.status).in_(
                             [ReferralStatus.PENDING.value, ReferralStatus.FAILED.value]
@@ -312,14 +405,19 @@ class ClinicianActions:
                 )
             )
         sent = []
-        for referral_id in waiting:
-            if self.housing_client is None:
-                break
+        for referral_id, service_id in waiting:
+            service = self.service_by_id(service_id)
+            client = self.client_for(service) if service is not None else None
+            if service is None or client is None:
+                continue  # the delivery worker sends it
             try:
-                await forward_referral(
-                    self.db, self.housing_client, referral_id, self.service, self.clock
-                )
+                await forward_referral(self.db, client, referral_id, service, self.clock)
             except DeliveryError:
                 continue
             sent.append(referral_id)
         return sent
+
+
+def recipient_of(service: HousingServiceConfig) -> Recipient:
+    """A housing service as a consent names it."""
+    return Recipient(service.name, service.ods_code)

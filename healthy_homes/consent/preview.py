@@ -30,6 +30,7 @@ class ReferralPreview:
     bundle: JSON
     dataset: MinimumDataset
     lines: list[tuple[str, str]]
+    service: HousingServiceConfig
 
 
 def readable_lines(ds: MinimumDataset, housing_name: str) -> list[tuple[str, str]]:
@@ -62,11 +63,16 @@ async def preview_referral(
     form: ReferralForm | None = None,
     method: str = "verbal",
     wording_version: str = CONSENT_WORDING_VERSION,
+    patient: JSON | None = None,
 ) -> ReferralPreview:
-    """The referral this flag's patient would send, built but not stored or sent."""
+    """The referral this flag's patient would send to ``service``, built but not stored or sent.
+
+    ``patient`` is the flag's Patient when the caller has just read it (to route).
+    """
     with db.session() as session:
         flag = get_flag(session, flag_id)
-    patient = await practice_client.read("Patient", flag.patient_id)
+    if patient is None:
+        patient = await practice_client.read("Patient", flag.patient_id)
     try:
         dataset = from_patient(
             patient, practice_ods=flag.practice_ods, referrer=recorded_by, form=form
@@ -93,4 +99,4 @@ async def preview_referral(
         housing_name=service.name,
         authored=now,
     )
-    return ReferralPreview(bundle, dataset, readable_lines(dataset, service.name))
+    return ReferralPreview(bundle, dataset, readable_lines(dataset, service.name), service)

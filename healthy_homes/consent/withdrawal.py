@@ -3,37 +3,36 @@
 The consent is marked withdrawn first, so the gate in the forwarding path refuses
 from that instant. Then each referral resting on it is cancelled: an unsent one here
 only; one that was sent (or may have been: an attempt whose answer was lost) is
-followed by a cancellation asking the housing service to stop and delete. For the
-FHIR transport that is the remote Task moved to ``cancelled`` with statusReason
-"consent withdrawn" and the ServiceRequest moved to ``revoked``, both found by our
-identifier and updated with If-Match, so repeating it changes nothing.
+followed by a cancellation asking the housing service to stop and delete, sent over
+the service's own transport (:meth:`Transport.cancel
+<healthy_homes.referrals.transports.base.Transport.cancel>`): the FHIR Task cancelled
+and ServiceRequest revoked, a BaRS ``delete`` message, an HL7 v2 REF^I14, or an email
+saying withdraw and delete. Every cancel is safe to repeat. A recall that cannot be
+delivered now stays due; the connector's schedule calls :func:`retry_recalls`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import httpx
 from sqlmodel import col, select
 
 from healthy_homes.clock import Clock
+from healthy_homes.config.models import HousingServiceConfig
 from healthy_homes.consent.service import Recipient, withdraw, write_fhir_consent
-from healthy_homes.errors import FhirError
-from healthy_homes.fhir.client import JSON, FhirClient
-from healthy_homes.fhir.systems import HH_REFERRAL_ID
-from healthy_homes.flags.fhir_sync import find_by_identifier, versioned_update
+from healthy_homes.errors import DeliveryError
+from healthy_homes.fhir.client import FhirClient
+from healthy_homes.referrals.loop import stored_envelope
+from healthy_homes.referrals.transports.base import Transport, transport_for
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import ConsentRecord, Referral, ReferralStatus
 
 log = logging.getLogger(__name__)
 
 WITHDRAWN = "consent withdrawn"
-#: Task states a sender may still cancel (https://hl7.org/fhir/R4/task.html#statemachine).
-CANCELLABLE_TASK = frozenset(
-    {"draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold"}
-)
-REVOCABLE_REQUEST = frozenset({"draft", "active", "on-hold"})
 
 
 @dataclass
@@ -46,30 +45,39 @@ class WithdrawalResult:
     pending: list[str] = field(default_factory=list)  # recall not delivered yet: retry later
 
 
-def _cancelled_task(current: JSON) -> JSON | None:
-    if current.get("status") not in CANCELLABLE_TASK:
-        return None
-    return {**current, "status": "cancelled", "statusReason": {"text": WITHDRAWN}}
+class Recaller:
+    """Each housing service's transport, used to ask it to stop (built on first use)."""
 
+    def __init__(
+        self,
+        services: Sequence[HousingServiceConfig],
+        *,
+        clock: Clock,
+        http: httpx.AsyncBaseTransport | None = None,
+        transports: Mapping[str, Transport] | None = None,
+    ) -> None:
+        self.services = {s.id: s for s in services}
+        self.clock = clock
+        self.http = http
+        self._given = dict(transports or {})
+        self._built: dict[str, Transport] = {}
 
-def _revoked_request(current: JSON) -> JSON | None:
-    if current.get("status") not in REVOCABLE_REQUEST:
-        return None
-    return {**current, "status": "revoked"}
+    def transport(self, service_id: str) -> tuple[HousingServiceConfig, Transport] | None:
+        """The service and its transport; None for a service no longer configured."""
+        service = self.services.get(service_id)
+        if service is None:
+            return None
+        found = self._given.get(service_id) or self._built.get(service_id)
+        if found is None:
+            found = transport_for(service, clock=self.clock, http=self.http)
+            self._built[service_id] = found
+        return service, found
 
-
-async def recall(housing: FhirClient, referral_id: str) -> bool:
-    """Ask the housing service to stop: cancel its Task, revoke the ServiceRequest.
-
-    Returns whether it holds the referral at all. Safe to repeat.
-    """
-    found = False
-    for resource_type, change in (("Task", _cancelled_task), ("ServiceRequest", _revoked_request)):
-        current = await find_by_identifier(housing, resource_type, HH_REFERRAL_ID, referral_id)
-        if current is not None:
-            found = True
-            await versioned_update(housing, resource_type, str(current["id"]), change)
-    return found
+    async def aclose(self) -> None:
+        """Close the transports built here (given ones belong to their owner)."""
+        for transport in self._built.values():
+            await transport.aclose()
+        self._built.clear()
 
 
 def _needs_recall(referral: Referral) -> bool:
@@ -102,20 +110,22 @@ def _cancel_locally(
 
 
 async def _recall_each(
-    db: Database, referrals: list[Referral], housing: Mapping[str, FhirClient], clock: Clock
+    db: Database, referrals: list[Referral], recaller: Recaller, clock: Clock
 ) -> tuple[list[str], list[str]]:
-    """Recall each referral; returns (recalled, still pending)."""
+    """Recall each referral over its service's transport; returns (recalled, still pending)."""
     recalled: list[str] = []
     pending: list[str] = []
     for referral in referrals:
-        client = housing.get(referral.housing_service_id)
-        if client is None:
+        found = recaller.transport(referral.housing_service_id)
+        if found is None:
+            log.warning("recall has no configured service", extra={"referral": referral.id})
             pending.append(referral.id)
             continue
+        service, transport = found
         try:
-            await recall(client, referral.id)
-        except FhirError as exc:
-            log.warning("recall not delivered: %s", exc, extra={"referral": referral.id})
+            await transport.cancel(stored_envelope(db, referral, service), WITHDRAWN)
+        except DeliveryError as exc:
+            log.warning("recall not delivered: %s", exc.message, extra={"referral": referral.id})
             pending.append(referral.id)
             continue
         with db.session() as session:
@@ -133,20 +143,20 @@ async def withdraw_consent(
     *,
     recorded_by: str,
     clock: Clock,
-    housing: Mapping[str, FhirClient],
+    recaller: Recaller,
     practice_client: FhirClient | None = None,
     recipient: Recipient | None = None,
     reason: str | None = None,
 ) -> WithdrawalResult:
     """Withdraw a consent, cancel or recall its referrals, and inactivate the record's Consent.
 
-    ``housing`` maps housing service ids to their clients. A recall or a practice
-    record that cannot be reached now is left pending; call again (or
-    :func:`retry_recalls`) later. Nothing is ever sent again for this consent.
+    A recall or a practice record that cannot be reached now is left pending; the
+    scheduled :func:`retry_recalls` delivers it later. Nothing is ever sent again for
+    this consent.
     """
     consent = withdraw(db, consent_id, clock, by=recorded_by, reason=reason)
     unsent, to_recall = _cancel_locally(db, [consent_id], clock, reason or WITHDRAWN)
-    recalled, pending = await _recall_each(db, to_recall, housing, clock)
+    recalled, pending = await _recall_each(db, to_recall, recaller, clock)
     result = WithdrawalResult(consent, unsent, recalled, pending)
     if practice_client is not None and recipient is not None:
         result.consent = await write_fhir_consent(db, practice_client, consent, recipient)
@@ -154,24 +164,21 @@ async def withdraw_consent(
 
 
 async def retry_recalls(
-    db: Database, practice: str, housing: Mapping[str, FhirClient], clock: Clock
+    db: Database, recaller: Recaller, clock: Clock, practice: str | None = None
 ) -> list[str]:
     """Recall every referral of a withdrawn consent the housing service may still hold.
 
-    Also catches a referral whose sending was already under way when consent was
-    withdrawn and which was recorded as sent afterwards. Returns those recalled.
+    Every practice's, or one ``practice``'s. Also catches a referral whose sending
+    was already under way when consent was withdrawn and which was recorded as sent
+    afterwards. Returns those recalled.
     """
+    query = select(ConsentRecord.id).where(col(ConsentRecord.withdrawn_at).is_not(None))
+    if practice is not None:
+        query = query.where(ConsentRecord.practice_ods == practice)
     with db.session() as session:
-        withdrawn = list(
-            session.exec(
-                select(ConsentRecord.id).where(
-                    ConsentRecord.practice_ods == practice,
-                    col(ConsentRecord.withdrawn_at).is_not(None),
-                )
-            )
-        )
+        withdrawn = list(session.exec(query))
     if not withdrawn:
         return []
     _, to_recall = _cancel_locally(db, withdrawn, clock, WITHDRAWN)
-    recalled, _ = await _recall_each(db, to_recall, housing, clock)
+    recalled, _ = await _recall_each(db, to_recall, recaller, clock)
     return recalled

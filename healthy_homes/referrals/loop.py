@@ -45,6 +45,7 @@ from healthy_homes.flags.fhir_sync import find_by_identifier, versioned_update
 from healthy_homes.referrals.dataset import MinimumDataset
 from healthy_homes.referrals.transports.bars import status_from_response
 from healthy_homes.referrals.transports.base import DeliveryReceipt, ReferralEnvelope, Transport
+from healthy_homes.reporting.facts import record_status_event
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import Alert, ConsentRecord, Referral, ReferralStatus
 
@@ -208,6 +209,7 @@ async def record_status(
             return None
         old, row.task_status = row.task_status, status
         session.add(row)
+        record_status_event(session, row, status, clock.now())
     change = StatusChange(referral_id, old, status, clock.now())
     log.info("referral status changed", extra={"referral": referral_id, "status": status})
     if mirror is not None:
@@ -256,7 +258,10 @@ async def record_bars_response(
     )
 
 
-def _envelope(db: Database, referral: Referral, service: HousingServiceConfig) -> ReferralEnvelope:
+def stored_envelope(
+    db: Database, referral: Referral, service: HousingServiceConfig
+) -> ReferralEnvelope:
+    """The envelope of a referral already sent, as stored (status polls and recalls)."""
     with db.session() as session:
         consent = session.get(ConsentRecord, referral.consent_id)
     assert consent is not None  # a foreign key: the row exists
@@ -299,7 +304,7 @@ async def poll_statuses(
             continue
         receipt = DeliveryReceipt(referral.remote_task_url, referral.task_status)
         try:
-            status = await transport.poll_status(_envelope(db, referral, service), receipt)
+            status = await transport.poll_status(stored_envelope(db, referral, service), receipt)
         except DeliveryError as exc:
             log.warning("status poll failed: %s", exc, extra={"referral": referral.id})
             continue

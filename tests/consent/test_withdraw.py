@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from healthy_homes.consent.withdrawal import retry_recalls
+from healthy_homes.consent.withdrawal import Recaller, retry_recalls
 from healthy_homes.errors import ReferralError
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.fhir.retry import RetryPolicy
@@ -77,8 +77,11 @@ async def test_recall_waits_for_an_unreachable_housing_service(desk, housing):
         await down.aclose()
     assert result.pending == [outcome.referral.id] and result.recalled == []
     assert everything(housing.base_url, "Task")[0]["status"] == "requested"
-    async with FhirClient(housing.base_url) as client:
-        recalled = await retry_recalls(desk.db, PRACTICE, {desk.service.id: client}, desk.clock)
-        assert await retry_recalls(desk.db, PRACTICE, {desk.service.id: client}, desk.clock) == []
+    recaller = Recaller([desk.service], clock=desk.clock)  # builds the service's own transport
+    try:
+        recalled = await retry_recalls(desk.db, recaller, desk.clock, PRACTICE)
+        assert await retry_recalls(desk.db, recaller, desk.clock, PRACTICE) == []
+    finally:
+        await recaller.aclose()
     assert recalled == [outcome.referral.id]
     assert everything(housing.base_url, "Task")[0]["status"] == "cancelled"

@@ -11,13 +11,12 @@ import httpx
 
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import HousingServiceConfig
-from healthy_homes.consent.withdrawal import recall
 from healthy_homes.errors import ConfigError, DeliveryError, FhirError
 from healthy_homes.fhir.auth import auth_from_config, tls_from_config
 from healthy_homes.fhir.client import JSON, FhirClient
 from healthy_homes.fhir.retry import RetryPolicy
 from healthy_homes.fhir.systems import HH_REFERRAL_ID
-from healthy_homes.flags.fhir_sync import find_by_identifier
+from healthy_homes.flags.fhir_sync import find_by_identifier, versioned_update
 from healthy_homes.referrals.bundle import referral_bundle
 from healthy_homes.referrals.transports.base import DeliveryReceipt, ReferralEnvelope
 
@@ -33,6 +32,41 @@ def task_reference(response: JSON) -> str | None:
             parts = location.split("/_history")[0].split("/")
             return f"Task/{parts[-1]}"
     return None
+
+
+WITHDRAWN = "consent withdrawn"
+#: Task states a sender may still cancel (https://hl7.org/fhir/R4/task.html#statemachine).
+CANCELLABLE_TASK = frozenset(
+    {"draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold"}
+)
+REVOCABLE_REQUEST = frozenset({"draft", "active", "on-hold"})
+
+
+def _cancelled_task(current: JSON) -> JSON | None:
+    if current.get("status") not in CANCELLABLE_TASK:
+        return None
+    return {**current, "status": "cancelled", "statusReason": {"text": WITHDRAWN}}
+
+
+def _revoked_request(current: JSON) -> JSON | None:
+    if current.get("status") not in REVOCABLE_REQUEST:
+        return None
+    return {**current, "status": "revoked"}
+
+
+async def recall(housing: FhirClient, referral_id: str) -> bool:
+    """Ask the housing service to stop: cancel its Task, revoke the ServiceRequest.
+
+    Returns whether it holds the referral at all. Safe to repeat (If-Match updates
+    that change nothing once done).
+    """
+    found = False
+    for resource_type, change in (("Task", _cancelled_task), ("ServiceRequest", _revoked_request)):
+        current = await find_by_identifier(housing, resource_type, HH_REFERRAL_ID, referral_id)
+        if current is not None:
+            found = True
+            await versioned_update(housing, resource_type, str(current["id"]), change)
+    return found
 
 
 class FhirRestTransport:

@@ -1,0 +1,103 @@
+"""Recalls go over each service's own transport, and a failed one is retried on the schedule.
+
+The housing service here takes HL7 v2 over MLLP (no FHIR anywhere on its side): the
+referral is delivered by the real delivery worker, the receiver goes away, consent is
+withdrawn (the recall fails), and the connector's scheduled recall job delivers the
+REF^I14 once the receiver is back. Time is a FixedClock; the job is run by calling
+what the scheduler would call, so nothing sleeps.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from healthy_homes.config.models import (
+    DeliveryConfig,
+    FlagRulesConfig,
+    Hl7v2HousingService,
+    Settings,
+)
+from healthy_homes.connector.closed_loop import ClosedLoop, add_recall_job
+from healthy_homes.connector.delivery.worker import DeliveryWorker
+from healthy_homes.connector.scheduler import build_scheduler
+from healthy_homes.connector.service import ConnectorService
+from healthy_homes.consent.actions import ClinicianActions
+from healthy_homes.fhir.client import FhirClient
+from healthy_homes.mock_server.mllp import MllpReceiver
+from healthy_homes.store.models import Referral, ReferralStatus
+from tests.consent.conftest import flag_for
+from tests.flags.world import CLINICIAN, PRACTICE
+
+
+def _v2(port: int) -> Hl7v2HousingService:
+    return Hl7v2HousingService(
+        id="coast-v2",
+        name="Coast & Country Housing",
+        ods_code="H1234",
+        transport="hl7v2",
+        mllp_host="127.0.0.1",
+        mllp_port=port,
+        timeout_seconds=5,
+    )
+
+
+async def test_a_failed_recall_reaches_an_hl7_receiver_on_the_schedule(db, practice, clock):
+    receiver = await MllpReceiver().start()
+    port = receiver.port
+    service = _v2(port)
+    async with FhirClient(practice.base_url, practice=PRACTICE) as practice_client:
+        desk = ClinicianActions(
+            db,
+            practice_ods=PRACTICE,
+            practice_client=practice_client,
+            service=service,
+            housing_client=None,
+            rules=FlagRulesConfig(),
+            clock=clock,
+        )
+        flag = await flag_for(desk)
+        outcome = await desk.consent(flag.id, recorded_by=CLINICIAN)
+        assert not outcome.sent and outcome.service == service  # no direct path for v2
+        worker = DeliveryWorker(db, [service], DeliveryConfig(), clock=clock)
+        assert (await worker.run_once()).delivered == 1
+        await worker.aclose()
+        referral_id = outcome.referral.id
+        assert list(receiver.referrals) == [referral_id]
+
+        await receiver.close()  # the housing system goes away
+        withdrawn = await desk.withdraw(outcome.consent.id, recorded_by=CLINICIAN)
+        assert withdrawn.pending == [referral_id] and withdrawn.recalled == []
+
+        loop = ClosedLoop(db, [service], {}, clock, recall_minutes=5)
+        scheduler = AsyncIOScheduler(timezone="Europe/London")
+        add_recall_job(scheduler, loop)
+        [job] = scheduler.get_jobs()
+        assert job.id == "referrals:recall" and job.max_instances == 1
+        assert job.trigger.interval == timedelta(minutes=5)
+        try:
+            assert await job.func() == []  # still down: stays due
+            receiver = await MllpReceiver().start(port=port)  # back on the same address
+            clock.advance(timedelta(minutes=5))
+            assert await job.func() == [referral_id]
+            assert await job.func() == []  # delivered once, not again
+        finally:
+            await loop.aclose()
+            await receiver.close()
+    cancels = [m for m in receiver.received if "REF^I14" in m]
+    assert len(cancels) == 1 and receiver.cancelled == {referral_id}
+    with db.session() as session:
+        row = session.get(Referral, referral_id)
+    assert row is not None and row.status == ReferralStatus.CANCELLED
+    assert row.remote_cancelled_at is not None
+
+
+async def test_the_connector_schedules_recalls_with_the_closed_loop(db, clock):
+    service = _v2(2575)
+    settings = Settings(housing_services=[service])
+    async with ConnectorService(settings, db, clock) as connector:
+        loop = ClosedLoop(db, [service], {}, clock)
+        scheduler = build_scheduler(connector, None, loop)
+        assert {"referrals:loop", "referrals:recall"} <= {j.id for j in scheduler.get_jobs()}
+        await loop.aclose()
