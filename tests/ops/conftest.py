@@ -1,0 +1,83 @@
+"""Operations tests: stores on SQLite and PostgreSQL, endpoints that hang or refuse, configs."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from healthy_homes.store.db import Database
+from tests.store.conftest import postgres_url  # noqa: F401  (a throwaway PostgreSQL database)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated store on each backend (PostgreSQL skipped only when unreachable outside CI)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ops.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    db = Database(url)
+    db.upgrade()
+    db.dispose()
+    return url
+
+
+class HangingEndpoint:
+    """Accepts TCP connections and never answers: a practice server that hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """Its FHIR base URL."""
+        return f"http://127.0.0.1:{self.port}/fhir"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)  # held open, never read from or written to
+
+    def close(self) -> None:
+        """Stop accepting and drop every connection."""
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def hanging_endpoint() -> Iterator[HangingEndpoint]:
+    """An endpoint that accepts connections but never answers."""
+    endpoint = HangingEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+def refused_url() -> str:
+    """A loopback URL where nothing listens (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/fhir"
+
+
+def practice_toml(ods: str, url: str, *, timeout: float | None = None) -> str:
+    """One ``[[practices]]`` entry."""
+    extra = f"timeout_seconds = {timeout}\n" if timeout is not None else ""
+    return (
+        f'[[practices]]\nods_code = "{ods}"\nname = "Practice {ods}"\n'
+        f'fhir_base_url = "{url}"\n{extra}\n'
+    )
