@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from healthy_homes.errors import ConsentError
+from healthy_homes.consent.wording import consent_wording
+from healthy_homes.errors import ConsentError, RoutingError
 from healthy_homes.flags.popup.forms import ConsentIn, DeclineIn, NotAppropriateIn, PreviewIn
 from healthy_homes.flags.popup.state import actions_of, clinician_of, state_of
+from healthy_homes.referrals.routing import RouteOutcome, Routing
 
 router = APIRouter(prefix="/api/flags/{flag_id}", include_in_schema=False)
 
@@ -19,15 +21,51 @@ async def shown(flag_id: str, request: Request) -> dict[str, str]:
     return {"status": flag.status}
 
 
-@router.post("/preview")
-async def preview(flag_id: str, body: PreviewIn, request: Request) -> dict[str, object]:
-    """Exactly what the housing service would receive, as lines to read to the patient."""
+def routing_json(routing: Routing, wording_version: str) -> dict[str, object]:
+    """Where the referral would go (service, remit, consent wording) or why nowhere."""
+    service = routing.service
+    return {
+        "outcome": routing.outcome.value,
+        "canRefer": routing.can_refer,
+        "canAsk": routing.can_ask,
+        "message": routing.message,
+        "sentTo": service.name if service else None,
+        "remit": service.remit if service else None,
+        "wording": consent_wording(service.name, wording_version) if service else None,
+    }
+
+
+@router.post("/route")
+async def route(flag_id: str, body: PreviewIn, request: Request) -> dict[str, object]:
+    """Before consent: which housing service this patient would be referred to, or why none."""
     clinician = clinician_of(request)
     actions = actions_of(request)
-    built = await actions.preview(flag_id, recorded_by=clinician.recorded_as, form=body.form)
+    routing = await actions.route(flag_id, form=body.form, recorded_by=clinician.recorded_as)
+    return routing_json(routing, actions.wording_version)
+
+
+@router.post("/preview")
+async def preview(flag_id: str, body: PreviewIn, request: Request) -> dict[str, object]:
+    """Exactly what the routed service would receive, as lines to read to the patient.
+
+    A patient no service takes gets no lines, and the routing says why.
+    """
+    clinician = clinician_of(request)
+    actions = actions_of(request)
+    try:
+        built = await actions.preview(flag_id, recorded_by=clinician.recorded_as, form=body.form)
+    except RoutingError:
+        routing = await actions.route(flag_id, form=body.form, recorded_by=clinician.recorded_as)
+        return {
+            "lines": [],
+            "sentTo": None,
+            "routing": routing_json(routing, actions.wording_version),
+        }
+    routed = Routing(RouteOutcome.ROUTED, built.service)
     return {
         "lines": [[label, value] for label, value in built.lines],
-        "sentTo": actions.service.name,
+        "sentTo": built.service.name,
+        "routing": routing_json(routed, actions.wording_version),
     }
 
 
@@ -42,12 +80,12 @@ async def consent(flag_id: str, body: ConsentIn, request: Request) -> dict[str, 
         flag_id, recorded_by=clinician.recorded_as, method=body.method, form=body.form
     )
     state_of(request).board.answer(flag_id)
-    name = actions.service.name
+    name = (done.service or actions.service).name
     if done.sent:
         message = f"Consent recorded and the referral sent to {name}."
     else:
         message = f"Consent recorded. The referral will be sent to {name} automatically."
-    return {"sent": done.sent, "message": message}
+    return {"sent": done.sent, "message": message, "sentTo": name}
 
 
 @router.post("/decline")

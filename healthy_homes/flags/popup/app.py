@@ -81,9 +81,14 @@ def create_popup_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.loop = asyncio.get_running_loop()
         ods = config.practice.ods_code
-        practice_url, housing_url = config.practice.fhir_base_url, config.service.fhir_base_url
+        practice_url = config.practice.fhir_base_url
         practice = _client(str(practice_url), config.practice.auth, ods, clock, transports)
-        housing = _client(str(housing_url), config.service.auth, None, clock, transports)
+        # Referrals to FHIR services go at once; the rest go through the delivery worker.
+        housing = {
+            s.id: _client(str(s.fhir_base_url), s.auth, None, clock, transports)
+            for s in config.referral_services
+            if s.transport == "fhir" and s.fhir_base_url is not None
+        }
         # Its own client and circuit breaker: a failing poll must not hold up a consent.
         watching = _client(
             str(practice_url),
@@ -99,9 +104,11 @@ def create_popup_app(
             practice_ods=config.practice.ods_code,
             practice_client=practice,
             service=config.service,
-            housing_client=housing,
+            housing_client=housing.get(config.service.id),
             rules=config.rules,
             clock=clock,
+            services=config.referral_services,
+            housing_clients=housing,
         )
         watcher = PromptWatcher(
             board=state.board,
@@ -124,7 +131,7 @@ def create_popup_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             state.board.close()
-            for client in (practice, housing, watching):
+            for client in (practice, watching, *housing.values()):
                 await client.aclose()
 
     app = create_web_app(

@@ -26,7 +26,11 @@ from healthy_homes.web.identity import Clinician, IdentityProvider
 
 @dataclass(frozen=True)
 class PopupConfig:
-    """One practice's pop-up: where its records are, where referrals go, how often to look."""
+    """One practice's pop-up: where its records are, where referrals go, how often to look.
+
+    ``service`` is the practice's default housing service; ``services`` all those its
+    patients may be routed to (empty: ``service`` alone).
+    """
 
     practice: PracticeConfig
     service: HousingServiceConfig
@@ -36,6 +40,12 @@ class PopupConfig:
     heartbeat_seconds: float = 15.0
     #: The connector's appointment watch is trusted while younger than this.
     watch_max_age: timedelta = DEFAULT_WATCH_MAX_AGE
+    services: tuple[HousingServiceConfig, ...] = ()
+
+    @property
+    def referral_services(self) -> tuple[HousingServiceConfig, ...]:
+        """The housing services routing chooses from."""
+        return self.services or (self.service,)
 
     @classmethod
     def from_settings(cls, settings: Settings, ods_code: str, **options: Any) -> PopupConfig:
@@ -48,12 +58,18 @@ class PopupConfig:
         if service is None:
             raise ConfigError("the practice has no housing service", practice=ods_code)
         watched = timedelta(seconds=5 * settings.sync.appointment_seconds)
+        # A practice that names its service refers there only; otherwise routing
+        # chooses among every configured service by postcode and tenure.
+        services = tuple(
+            s for s in settings.housing_services if practice.housing_service in (None, s.id)
+        )
         return cls(
             practice,
             service,
             settings.flags,
             settings.sync.zone,
             watch_max_age=max(DEFAULT_WATCH_MAX_AGE, watched),
+            services=services,
             **options,
         )
 

@@ -120,6 +120,7 @@ function resetForms() {
   clearDeclineError();
   for (const dl of dialog.querySelectorAll(".hh-preview")) dl.replaceChildren();
   byId("preview-details").open = false;
+  resetRouting();
 }
 
 function openPrompt(prompt, opener) {
@@ -147,6 +148,61 @@ function openPrompt(prompt, opener) {
   dialog.showModal();
   showPanel("choose");
   post(`/api/flags/${encodeURIComponent(prompt.flagId)}/shown`).catch(() => {});
+  loadRouting(prompt.flagId);
+}
+
+// ---- routing: which housing service, asked before any consent ----------------
+
+function resetRouting() {
+  byId("routing-state").hidden = false;
+  byId("routing-state").textContent = "Finding the housing service for this address…";
+  for (const id of ["routing-to", "routing-ask", "routing-none", "consent-routing"]) {
+    byId(id).hidden = true;
+  }
+  for (const button of dialog.querySelectorAll("[data-offer]")) button.hidden = false;
+  dialog.querySelector('[data-action="consent-confirm"]').disabled = false;
+}
+
+function showRoutedService(routing) {
+  if (!routing.canRefer) return;
+  for (const el of dialog.querySelectorAll(".hh-service-name")) el.textContent = routing.sentTo;
+  byId("consent-wording").textContent = routing.wording;
+}
+
+function renderRouting(routing) {
+  byId("routing-state").hidden = true;
+  showRoutedService(routing);
+  if (routing.canRefer) {
+    byId("routing-remit").textContent = routing.remit || "";
+    byId("routing-to").hidden = false;
+  } else if (routing.canAsk) {
+    byId("routing-ask-text").textContent = routing.message;
+    byId("routing-ask").hidden = false;
+  } else {
+    // Nowhere to send it: the offer is not made, so no consent can be recorded.
+    byId("routing-none-text").textContent = routing.message;
+    byId("routing-none").hidden = false;
+    for (const button of dialog.querySelectorAll("[data-offer]")) button.hidden = true;
+    announce(`No housing service covers this address. ${routing.message}`);
+  }
+}
+
+async function loadRouting(flagId) {
+  try {
+    const routing = await post(`/api/flags/${encodeURIComponent(flagId)}/route`, {});
+    if (current && current.flagId === flagId) renderRouting(routing);
+  } catch (error) {
+    byId("routing-state").textContent = error.message;
+  }
+}
+
+// In the consent panel the referral form's tenure can change the answer.
+function renderConsentRouting(routing) {
+  const blocked = !routing.canRefer;
+  showRoutedService(routing);
+  byId("consent-routing-text").textContent = blocked ? routing.message : "";
+  byId("consent-routing").hidden = !blocked;
+  dialog.querySelector('[data-action="consent-confirm"]').disabled = blocked;
 }
 
 // A modal dialog keeps Tab inside it: browsers otherwise let focus leave for their own
@@ -234,7 +290,10 @@ async function loadPreview(dl, withForm) {
   try {
     const body = withForm ? { form: referralForm() } : {};
     const data = await post(`/api/flags/${encodeURIComponent(flagId)}/preview`, body);
-    if (current && current.flagId === flagId) renderPreview(dl, data.lines);
+    if (current && current.flagId === flagId) {
+      renderPreview(dl, data.lines);
+      if (withForm) renderConsentRouting(data.routing);
+    }
   } catch (error) {
     if (withForm) return; // half-typed answers (risks without agreement) are checked on confirm
     showError(error.message);
