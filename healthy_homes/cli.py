@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from healthy_homes import __version__
 from healthy_homes.errors import HealthyHomesError
+from healthy_homes.logs import configure_logging
 
 # Ordered as they appear in --help.
 AREAS = (
@@ -27,6 +28,7 @@ AREAS = (
     "healthy_homes.web.cli",
     "healthy_homes.flags.cds_hooks.cli",
     "healthy_homes.housing.cli",
+    "healthy_homes.audit.cli",
 )
 
 
@@ -45,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
     )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text or one JSON object each (identifiers redacted either way)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for area in AREAS:
         importlib.import_module(area).register(subparsers)
@@ -56,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(level, args.log_format)
     try:
         code: int = args.handler(args)
     except HealthyHomesError as exc:

@@ -9,6 +9,7 @@ never patient identifiers: their messages may reach logs and other systems.
     HealthyHomesError
     ├── ConfigError                 bad or missing configuration
     ├── StorageError                database unavailable or migration failed
+    │   └── AuditError              an audit entry cannot be appended (head row missing)
     ├── CryptoError                 encrypting, decrypting or keyed hashing failed
     │   ├── KeyMissingError         no keys configured, or the key file is absent or malformed
     │   ├── KeyFilePermissionError  the key file can be read by others than its owner
@@ -71,6 +72,10 @@ class ConfigError(HealthyHomesError):
 
 class StorageError(HealthyHomesError):
     """The database could not be reached, or a migration failed."""
+
+
+class AuditError(StorageError):
+    """An audit entry could not be appended, so the action it records must not happen."""
 
 
 class CryptoError(HealthyHomesError):

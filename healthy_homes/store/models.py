@@ -412,3 +412,5 @@ class Alert(SQLModel, table=True):
 
 # Imported last so that metadata sees the operations tables.
 from healthy_homes.store import ops_models as ops_models  # noqa: E402
+# Imported last so that metadata sees the audit log tables.
+from healthy_homes.store import audit_models as audit_models  # noqa: E402

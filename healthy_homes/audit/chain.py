@@ -1,0 +1,148 @@
+"""Appending to the hash-chained audit log.
+
+Each entry has a sequence number (1, 2, 3... no gaps), the previous entry's MAC and its
+own MAC: HMAC-SHA256 over the canonical JSON of every field, under a key derived from
+the keyring's HMAC key (``keyed_hash``, purpose ``audit-chain``). Someone with database
+access alone cannot compute a MAC, so cannot change, insert or remove an entry without
+the verifier noticing. The head row (``audit_head``) holds the last sequence number and
+MAC, MACed in turn, so cutting entries off the end is noticed as well.
+
+Appends are serialised by the head row: the first statement of an append is an UPDATE
+of that row, which takes its row lock on PostgreSQL (a second writer waits until the
+first commits, then sees its result) and the database write lock on SQLite. The entry
+is written in the caller's transaction, so it commits or rolls back with the action.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlmodel import Session, col
+
+from healthy_homes.clock import Clock
+from healthy_homes.crypto import keyed_hash
+from healthy_homes.errors import AuditError
+from healthy_homes.store.audit_models import AuditEntry, AuditHead
+
+#: keyed_hash purposes: one for entry MACs, one for the head, one for patient pseudonyms.
+CHAIN_PURPOSE = "audit-chain"
+HEAD_PURPOSE = "audit-head"
+PATIENT_PURPOSE = "audit-patient"
+#: prev_mac of the first entry.
+GENESIS = "0" * 64
+HEAD_ID = 1
+#: The fields covered by an entry's MAC, in the canonical JSON (besides prev_mac).
+MAC_FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "role",
+    "action",
+    "subject_kind",
+    "subject_id",
+    "practice_ods",
+    "patient",
+    "detail",
+    "prev_mac",
+)
+
+Detail = dict[str, str | int | float | bool | None]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: a user id (never a patient) and their role."""
+
+    user: str
+    role: str
+
+
+SYSTEM = Actor("system", "system")
+
+
+def pseudonym(practice_ods: str, patient_id: str) -> str:
+    """The patient's pseudonymous id in the audit log (keyed, so not reversible by lookup)."""
+    return keyed_hash(PATIENT_PURPOSE, f"{practice_ods}/{patient_id}")
+
+
+def canonical(fields: dict[str, Any]) -> str:
+    """Canonical JSON of an entry's MACed fields: sorted keys, no spaces, UTC ISO times."""
+    values = {name: fields.get(name) for name in MAC_FIELDS}
+    at = values["at"]
+    if isinstance(at, datetime):
+        values["at"] = at.astimezone(UTC).isoformat()
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_mac(fields: dict[str, Any]) -> str:
+    """The MAC an entry with these fields must carry."""
+    return keyed_hash(CHAIN_PURPOSE, canonical(fields))
+
+
+def head_mac(seq: int, mac: str | None) -> str:
+    """The MAC binding the head row's sequence number to the last entry's MAC."""
+    return keyed_hash(HEAD_PURPOSE, f"{seq}:{mac or GENESIS}")
+
+
+def macs_equal(a: str | None, b: str | None) -> bool:
+    """Constant-time comparison of two hex MACs (None never matches)."""
+    return a is not None and b is not None and hmac.compare_digest(a, b)
+
+
+def as_fields(entry: AuditEntry) -> dict[str, Any]:
+    """An entry as the plain dict the MAC, the verifier and the export use."""
+    return {name: getattr(entry, name) for name in (*MAC_FIELDS, "mac")}
+
+
+def record_audit(
+    session: Session,
+    *,
+    actor: str,
+    role: str,
+    action: str,
+    subject_kind: str,
+    subject_id: str,
+    practice_ods: str | None,
+    clock: Clock,
+    patient_id: str | None = None,
+    detail: Detail | None = None,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction; the caller commits it with the action."""
+    locked = session.execute(
+        update(AuditHead).where(col(AuditHead.id) == HEAD_ID).values(seq=col(AuditHead.seq) + 1)
+    )
+    if getattr(locked, "rowcount", 0) != 1:
+        raise AuditError(
+            "audit head row missing: run 'healthy-homes db upgrade'", practice=practice_ods
+        )
+    seq, prev = session.execute(
+        select(col(AuditHead.seq), col(AuditHead.mac)).where(col(AuditHead.id) == HEAD_ID)
+    ).one()
+    now = clock.now().astimezone(UTC)
+    entry = AuditEntry(
+        seq=seq,
+        at=now,
+        actor=actor[:120],
+        role=role[:40],
+        action=action[:40],
+        subject_kind=subject_kind[:40],
+        subject_id=subject_id[:64],
+        practice_ods=practice_ods,
+        patient=pseudonym(practice_ods or "", patient_id) if patient_id else None,
+        detail=dict(detail) if detail else None,
+        prev_mac=prev or GENESIS,
+        mac="",
+    )
+    entry.mac = entry_mac(as_fields(entry))
+    session.add(entry)
+    session.execute(
+        update(AuditHead)
+        .where(col(AuditHead.id) == HEAD_ID)
+        .values(mac=entry.mac, head_mac=head_mac(seq, entry.mac), updated_at=now)
+    )
+    return entry
