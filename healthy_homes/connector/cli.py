@@ -58,7 +58,7 @@ def _sync(args: argparse.Namespace) -> int:
         return 1
     chosen = _chosen(settings, args.practice)
     kind: RunKind = "full" if args.full else "auto"
-    db = Database(settings.storage.url)
+    db = Database.from_settings(settings)
     db.upgrade()
     freeze_startup_heap()
     try:
@@ -89,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not settings.practices:
         print("no [[practices]] configured; nothing to serve")
         return 1
-    db = Database(settings.storage.url)
+    db = Database.from_settings(settings)
     db.upgrade()
     freeze_startup_heap()
     try:

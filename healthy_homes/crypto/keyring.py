@@ -126,13 +126,13 @@ class KeyRing:
             self._purpose_keys[purpose] = key
         return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
-    def with_new_active_key(self, key_id: str | None = None) -> KeyRing:
-        """This keyring plus a new active data key and a new HMAC key (old data keys kept)."""
+    def with_new_active_key(self, key_id: str | None = None, *, new_hmac: bool = True) -> KeyRing:
+        """This keyring plus a new active data key (old ones kept) and a new HMAC key."""
         key_id = key_id or new_key_id()
         if key_id in self._keys:
             raise KeyMissingError(f"key id '{key_id}' is already in the keyring")
         keys = self._keys | {key_id: AESGCM.generate_key(bit_length=256)}
-        return KeyRing(keys, key_id, os.urandom(32))
+        return KeyRing(keys, key_id, os.urandom(32) if new_hmac else self._hmac_key)
 
     def only_active(self) -> KeyRing:
         """This keyring without its older data keys."""

@@ -25,6 +25,8 @@ from healthy_homes.config.models import (
 )
 from healthy_homes.connector.run import RunReport, run_once
 from healthy_homes.consent.service import Recipient, record_decision
+from healthy_homes.crypto import KeyRing, get_keyring, load_key_file, write_key_file
+from healthy_homes.errors import KeyMissingError
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.fhir.resources import reference_id
 from healthy_homes.mock_server.app import create_app
@@ -55,6 +57,17 @@ class DemoResult:
     housing_received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
+def demo_keyring(workdir: Path) -> KeyRing:
+    """The installed or configured keys; else the demo's own key file, kept in its workdir."""
+    try:
+        return get_keyring()
+    except KeyMissingError:
+        path = workdir / "healthy-homes-demo-keys.json"
+        if not path.exists():
+            write_key_file(path, KeyRing.generate())
+        return load_key_file(path)
+
+
 class Demo:
     """Servers plus connector state for one demo run."""
 
@@ -68,7 +81,9 @@ class Demo:
         seed_store(self.practice_store, patients, seed, self.today)
         self.practice_server = ServerThread(create_app(self.practice_store))
         self.housing_server = ServerThread(create_app(mode="housing"))
-        self.db = Database(f"sqlite:///{workdir / 'healthy-homes-demo.db'}")
+        self.db = Database(
+            f"sqlite:///{workdir / 'healthy-homes-demo.db'}", keyring=demo_keyring(workdir)
+        )
         self.settings: Settings | None = None
 
     def __enter__(self) -> Demo:

@@ -16,7 +16,7 @@ PASSWORD_ENV = "HEALTHY_HOMES_HOUSING_PASSWORD"  # noqa: S105 - the variable nam
 
 def _db(args: argparse.Namespace) -> Database:
     settings = resolve_settings(args.config)
-    db = Database(settings.storage.url)
+    db = Database.from_settings(settings)
     db.upgrade()
     return db
 

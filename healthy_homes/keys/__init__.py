@@ -1,1 +1,2 @@
-"""``healthy-homes keys``: signing keys for SMART Backend Services."""
+"""``healthy-homes keys``: signing keys for SMART Backend Services, and key rotation for
+the keys that encrypt patient data at rest (the keys themselves: ``healthy_homes.crypto``)."""

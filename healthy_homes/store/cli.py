@@ -11,7 +11,7 @@ from healthy_homes.store.db import Database, current_revision
 
 def _upgrade(args: argparse.Namespace) -> int:
     settings = resolve_settings(args.config)
-    db = Database(settings.storage.url)
+    db = Database.from_settings(settings)
     before = current_revision(db.engine)
     db.upgrade()
     print(f"database upgraded: {before or 'empty'} -> {current_revision(db.engine)}")
@@ -21,7 +21,7 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 def _current(args: argparse.Namespace) -> int:
     settings = resolve_settings(args.config)
-    db = Database(settings.storage.url)
+    db = Database.from_settings(settings)
     print(current_revision(db.engine) or "empty (run 'healthy-homes db upgrade')")
     db.dispose()
     return 0

@@ -12,7 +12,12 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
+from healthy_homes.config.models import Settings
+from healthy_homes.crypto import KeyRing, keyring_from_config, set_keyring
 from healthy_homes.errors import StorageError
+
+# Registers the listeners that keep the NHS-number lookup hashes current on every write.
+from healthy_homes.store import lookups as _lookups  # noqa: F401
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -70,9 +75,20 @@ def current_revision(engine: Engine) -> str | None:
 class Database:
     """One database: an engine plus a session factory."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, keyring: KeyRing | None = None) -> None:
+        if keyring is not None:
+            set_keyring(keyring)
         self.url = url
         self.engine = make_engine(url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The configured database, with the configured keys installed for its columns.
+
+        Keys are loaded before anything is read or written: a deployment without keys
+        fails here, at start-up, rather than at its first patient.
+        """
+        return cls(settings.storage.url, keyring=keyring_from_config(settings.security))
 
     def upgrade(self) -> None:
         """Run pending migrations."""

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from healthy_homes.store.types import UTCDateTime
+from healthy_homes.store.types import EncryptedJSON, EncryptedText, UTCDateTime
 
 
 def _uuid() -> str:
@@ -23,6 +23,25 @@ def _uuid() -> str:
 
 def _ts(**kwargs: Any) -> Any:
     return Field(sa_column=Column(UTCDateTime(), **kwargs))
+
+
+def _sealed_text(aad: str, *, nullable: bool = True) -> Any:
+    # Identifiable free text: encrypted at rest, bound to its table.column (store/types.py).
+    column: Column[str] = Column(EncryptedText(aad), nullable=nullable)
+    return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
+
+
+def _sealed_json(aad: str) -> Any:
+    return Field(default_factory=dict, sa_column=Column(EncryptedJSON(aad)))
+
+
+def _nhs_number_hash() -> Any:
+    return Field(
+        default=None,
+        index=True,
+        max_length=64,
+        description="keyed hash of the dataset's NHS number (store/lookups.py), for lookups",
+    )
 
 
 class RegisterMembership(SQLModel, table=True):
@@ -90,7 +109,7 @@ class FlagRecord(SQLModel, table=True):
     )
     shown_at: datetime | None = _ts(nullable=True)
     outcome: str | None = Field(default=None, max_length=20, description="the last outcome")
-    outcome_reason: str | None = Field(default=None, max_length=500)
+    outcome_reason: str | None = _sealed_text("flag.outcome_reason")
     outcome_by: str | None = Field(default=None, max_length=120)
     outcome_at: datetime | None = _ts(nullable=True)
     snoozed_until: datetime | None = _ts(nullable=True)
@@ -117,12 +136,12 @@ class ConsentRecord(SQLModel, table=True):
     method: str = Field(default="verbal", max_length=20)
     recorded_by: str = Field(max_length=120)
     wording_version: str = Field(max_length=40)
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = _sealed_text("consent.reason")
     recorded_at: datetime = _ts(nullable=False)
     withdrawn_at: datetime | None = _ts(nullable=True)
     fhir_consent_id: str | None = Field(default=None, max_length=64)
     withdrawn_by: str | None = Field(default=None, max_length=120)
-    withdrawal_reason: str | None = Field(default=None, max_length=500)
+    withdrawal_reason: str | None = _sealed_text("consent.withdrawal_reason")
 
     @property
     def is_active_permit(self) -> bool:
@@ -150,7 +169,8 @@ class Referral(SQLModel, table=True):
     consent_id: str = Field(foreign_key="consent.id", max_length=36)
     flag_id: str | None = Field(default=None, foreign_key="flag.id", max_length=36)
     housing_service_id: str = Field(max_length=64)
-    dataset: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    dataset: dict[str, Any] = _sealed_json("referral.dataset")
+    nhs_number_hash: str | None = _nhs_number_hash()
     status: str = Field(default=ReferralStatus.PENDING, max_length=20, index=True)
     task_status: str | None = Field(default=None, max_length=20, description="remote Task status")
     remote_task_url: str | None = Field(default=None, max_length=500)
@@ -159,7 +179,7 @@ class Referral(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
     sent_at: datetime | None = _ts(nullable=True)
     cancelled_at: datetime | None = _ts(nullable=True)
-    cancel_reason: str | None = Field(default=None, max_length=500)
+    cancel_reason: str | None = _sealed_text("referral.cancel_reason")
     # When the housing service took our request to stop and delete (after withdrawal).
     remote_cancelled_at: datetime | None = _ts(nullable=True)
 
@@ -262,7 +282,7 @@ class FlagEvent(SQLModel, table=True):
     flag_id: str = Field(foreign_key="flag.id", index=True, max_length=36)
     practice_ods: str = Field(max_length=10)
     kind: str = Field(max_length=20)
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = _sealed_text("flag_event.reason")
     actor: str | None = Field(
         default=None, max_length=120, description="a user reference, never a patient"
     )
@@ -329,13 +349,14 @@ class HousingReferral(SQLModel, table=True):
     id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
     team_id: str = Field(foreign_key="housing_team.id", max_length=40)
     referral_identifier: str = Field(max_length=64, description="the sender's referral id")
-    dataset: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    consent: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    dataset: dict[str, Any] = _sealed_json("housing_referral.dataset")
+    consent: dict[str, Any] = _sealed_json("housing_referral.consent")
+    nhs_number_hash: str | None = _nhs_number_hash()
     priority: str = Field(default="routine", max_length=10)
     authored_on: str | None = Field(default=None, max_length=40)
     received_at: datetime = _ts(nullable=False)
     status: str = Field(default="received", max_length=20, index=True)
-    status_reason: str | None = Field(default=None, max_length=200)
+    status_reason: str | None = _sealed_text("housing_referral.status_reason")
     outputs: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     started_at: datetime | None = _ts(nullable=True)
     ended_at: datetime | None = _ts(nullable=True)
@@ -351,7 +372,7 @@ class HousingActivity(SQLModel, table=True):
     id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
     referral_id: str = Field(foreign_key="housing_referral.id", index=True, max_length=36)
     kind: str = Field(max_length=20)
-    text: str = Field(max_length=1000)
+    text: str = _sealed_text("housing_activity.text", nullable=False)
     by: str = Field(max_length=120, description="the officer's display name")
     at: datetime = _ts(nullable=False)
 

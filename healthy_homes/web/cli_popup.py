@@ -45,7 +45,7 @@ def _serve(
 def serve_practice(args: argparse.Namespace, identity: IdentityProvider, secret: bytes) -> int:
     """Serve one configured practice's pop-up until Ctrl-C."""
     settings = resolve_settings(args.config)
-    db = Database(settings.storage.url)
+    db = Database.from_settings(settings)
     db.upgrade()
     server = _serve(args, settings, db, identity, secret)
     try:

@@ -19,7 +19,7 @@ STATES = [s.value for s in OutboxState]
 
 
 def _db(settings: Settings) -> Database:
-    db = Database(settings.storage.url)
+    db = Database.from_settings(settings)
     db.upgrade()
     return db
 

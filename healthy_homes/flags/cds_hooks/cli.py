@@ -16,7 +16,7 @@ from healthy_homes.store.db import Database
 
 def _serve(args: argparse.Namespace) -> int:
     settings = resolve_settings(args.config)
-    db = Database(settings.storage.url)
+    db = Database.from_settings(settings)
     db.upgrade()
     config = settings.cds_hooks
     app = create_app(CdsHooksService(settings, db, SystemClock()))
