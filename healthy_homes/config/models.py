@@ -232,6 +232,12 @@ class HousingServiceConfig(_Strict):
         description="count the receiving system's receipt (HL7 v2 AA, a BaRS 'received' "
         "response) as the acknowledgement; otherwise a person must accept, reject or start it",
     )
+    capacity_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="the housing inbox's capacity endpoint for this team "
+        "(https://inbox.example/teams/TEAM/capacity), read with this service's auth; new "
+        "flags are throttled by the free places it reports",
+    )
 
     @field_validator("postcode_districts")
     @classmethod

@@ -33,6 +33,7 @@ from healthy_homes.connector.practice_sync import sync_registers
 from healthy_homes.connector.reports import Mode, PracticeRun, RunKind, RunReport
 from healthy_homes.errors import HealthyHomesError
 from healthy_homes.fhir.retry import RetryPolicy, Sleep
+from healthy_homes.flags.capacity import capacity_from_settings
 from healthy_homes.flags.lifecycle import FlagReport, raise_flags
 from healthy_homes.metrics import PRACTICE_RUNS, SYNC_SECONDS, count_error
 from healthy_homes.ops.leases import Held, PracticeGuard, job_name, practice_guard
@@ -65,6 +66,8 @@ class ConnectorService:
         self.settings = settings
         self.db = db
         self.clock = clock
+        #: The housing teams' capacity (``capacity_url`` per service) throttles new flags.
+        self.capacity = capacity_from_settings(settings, clock=clock)
         #: This process's name in leases and run records.
         self.owner = owner or worker_id()
         self.guard = guard or practice_guard(db, self.owner, settings.ops.lease_seconds, clock)
@@ -224,7 +227,13 @@ class ConnectorService:
         full = any(m == "full" for m in result.sync.read_mode.values())
         if full or result.sync.anyone_joined:
             result.flags = await raise_flags(
-                self.db, ctx.client, ctx.ods, ctx.registers, self.settings.flags, self.clock
+                self.db,
+                ctx.client,
+                ctx.ods,
+                ctx.registers,
+                self.settings.flags,
+                self.clock,
+                capacity=self.capacity,
             )
         else:
             result.flags = FlagReport()  # nobody new: nothing to decide
