@@ -18,6 +18,15 @@ def to_json(resource: Resource) -> JSON:
     return data
 
 
+def fhir_datetime(value: datetime) -> str:
+    """An aware datetime as a FHIR dateTime/instant (UTC written ``Z``, as fhir.resources does)."""
+    if value.utcoffset() is None:
+        # FHIR requires a zone whenever a time is given; guessing one would shift the time.
+        raise ValueError("a FHIR dateTime with a time needs a time zone")
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def reference_id(reference: JSON | None, resource_type: str) -> str | None:
     """The logical id in a reference like ``Patient/123`` (relative or absolute)."""
     if not reference or not isinstance(reference.get("reference"), str):

@@ -21,20 +21,10 @@ from healthy_homes.store.models import (
     Referral,
     ReferralStatus,
 )
+from tests.referrals.bundle_cases import BASE
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-DATASET = {
-    "nhs_number": "9990000018",
-    "given_name": "Ann",
-    "family_name": "Test",
-    "birth_date": "1940-01-01",
-    "address_lines": ["1 High Street"],
-    "city": "North Shields",
-    "postcode": "NE29 6AB",
-    "phone": None,
-    "practice_ods": "A12345",
-    "referrer": "Dr X",
-}
+DATASET = BASE
 
 
 @pytest.fixture
