@@ -29,6 +29,7 @@ AREAS = (
     "healthy_homes.flags.cds_hooks.cli",
     "healthy_homes.housing.cli",
     "healthy_homes.audit.cli",
+    "healthy_homes.retention.cli",
 )
 
 

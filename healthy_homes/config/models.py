@@ -26,6 +26,7 @@ from pydantic import (
 from healthy_homes.config.cds_hooks import CdsHooksConfig as CdsHooksConfig
 from healthy_homes.config.flag_rules import FlagRulesConfig as FlagRulesConfig
 from healthy_homes.config.ops import OpsConfig as OpsConfig
+from healthy_homes.config.retention import RetentionConfig as RetentionConfig
 from healthy_homes.config.security import SecurityConfig as SecurityConfig
 
 ODS_CODE = re.compile(r"^[A-Z0-9]{3,10}$")
@@ -423,6 +424,7 @@ class Settings(_Strict):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     ops: OpsConfig = Field(default_factory=OpsConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("housing_services", mode="before")
     @classmethod

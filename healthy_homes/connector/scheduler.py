@@ -4,7 +4,8 @@ Per practice: incremental sync every few minutes (first at once), appointment wa
 every minute, full reconciliation nightly. Referral delivery runs every
 ``[delivery] interval_seconds``, the closed loop (status back, acknowledgement
 deadlines) every ``poll_minutes`` and the retry of undelivered recalls (consent
-withdrawn) every few minutes, when housing services are configured.
+withdrawn) every few minutes, when housing services are configured. Data past its
+retention period is purged nightly (``[retention]``, ``retention/schedule.py``).
 ``max_instances=1`` and ``coalesce`` stop a slow run from piling up; the practice
 lock in :class:`ConnectorService` stops different jobs of one practice from
 overlapping. (Several processes need database leases for sync, which come later;
@@ -25,6 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from healthy_homes.connector.closed_loop import ClosedLoop, add_loop_job, add_recall_job
 from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.connector.service import ConnectorService
+from healthy_homes.retention.schedule import add_purge_job
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ def build_scheduler(
     if loop is not None:
         add_loop_job(scheduler, loop)
         add_recall_job(scheduler, loop)
+    retention = service.settings.retention
+    add_purge_job(scheduler, service.db, retention, service.clock, zone, job_options())
     return scheduler
 
 

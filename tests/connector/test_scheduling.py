@@ -166,7 +166,12 @@ async def test_scheduler_jobs_and_graceful_shutdown(db: Database) -> None:
     ) as service:
         scheduler = build_scheduler(service)
         jobs = {job.id: job for job in scheduler.get_jobs()}
-        assert set(jobs) == {"A12345:incremental", "A12345:appointments", "A12345:reconcile"}
+        assert set(jobs) == {
+            "A12345:incremental",
+            "A12345:appointments",
+            "A12345:reconcile",
+            "retention:purge",
+        }
         for job in jobs.values():
             assert job.max_instances == 1 and job.coalesce
         assert jobs["A12345:incremental"].trigger.interval.total_seconds() == 180
