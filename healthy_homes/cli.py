@@ -28,6 +28,7 @@ AREAS = (
     "healthy_homes.web.cli",
     "healthy_homes.flags.cds_hooks.cli",
     "healthy_homes.housing.cli",
+    "healthy_homes.reporting.cli",
     "healthy_homes.audit.cli",
     "healthy_homes.retention.cli",
 )

@@ -25,6 +25,7 @@ from pydantic import (
 
 from healthy_homes.config.cds_hooks import CdsHooksConfig as CdsHooksConfig
 from healthy_homes.config.flag_rules import FlagRulesConfig as FlagRulesConfig
+from healthy_homes.config.reporting import ReportingConfig as ReportingConfig
 from healthy_homes.config.ops import OpsConfig as OpsConfig
 from healthy_homes.config.retention import RetentionConfig as RetentionConfig
 from healthy_homes.config.security import SecurityConfig as SecurityConfig
@@ -419,6 +420,7 @@ class Settings(_Strict):
     practices: list[PracticeConfig] = Field(default_factory=list)
     housing_services: list[HousingService] = Field(default_factory=list)
     flags: FlagRulesConfig = Field(default_factory=FlagRulesConfig)
+    reporting: ReportingConfig = Field(default_factory=ReportingConfig)
     cds_hooks: CdsHooksConfig = Field(default_factory=CdsHooksConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)

@@ -35,6 +35,7 @@ from healthy_homes.registers.membership import (
     recompute,
     register_counts,
 )
+from healthy_homes.reporting.facts import record_register_counts
 from healthy_homes.store.models import SyncState
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
         counts = register_counts(session, ctx.ods)
         report.on_register = {r.name: counts.get(r.name, 0) for r in ctx.registers}
         report.patients = distinct_members(session, ctx.ods)
+        record_register_counts(session, ctx.ods, ctx.clock.now())
     report.flags_retired = await retire_orphaned_flags(ctx)
     ctx.checked, ctx.answered = set(), {}  # a run's lookups say nothing about the next run
     if failures:

@@ -25,6 +25,7 @@ from healthy_homes.flags.rules import NOT_INCLUDED, History, blocked, decide, in
 from healthy_homes.flags.transitions import sync_pending_flags
 from healthy_homes.registers.definitions import RegisterDefinition
 from healthy_homes.registers.membership import active_members
+from healthy_homes.reporting.facts import record_flag_registers
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import FlagRecord, FlagStatus, RegisterMembership
 
@@ -150,6 +151,7 @@ async def raise_flags(
         with db.session() as session:
             session.add(record)
             session.flush()  # the event's foreign key needs the flag row first
+            record_flag_registers(session, record)
             add_event(
                 session,
                 record,

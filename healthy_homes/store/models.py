@@ -435,3 +435,5 @@ class Alert(SQLModel, table=True):
 from healthy_homes.store import ops_models as ops_models  # noqa: E402
 # Imported last so that metadata sees the audit log tables.
 from healthy_homes.store import audit_models as audit_models  # noqa: E402
+# Imported last so that metadata sees the reporting tables.
+from healthy_homes.store import reporting_models as reporting_models  # noqa: E402
