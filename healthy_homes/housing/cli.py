@@ -6,10 +6,15 @@ import argparse
 import getpass
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.loader import resolve_settings
+from healthy_homes.errors import ConfigError
 from healthy_homes.store.db import Database
+
+if TYPE_CHECKING:
+    from healthy_homes.housing.email_intake import MailIntake
 
 PASSWORD_ENV = "HEALTHY_HOMES_HOUSING_PASSWORD"  # noqa: S105 - the variable name
 
@@ -79,12 +84,36 @@ def _serve(args: argparse.Namespace) -> int:
     )
     server = ServerThread(app, args.host, args.port)
     print(f"Housing inbox: {server.start()}/ (FHIR bases under /teams/TEAM/fhir)")
+    intake = _mail_intake(args, db)
     try:
         wait_forever()
     finally:
+        if intake is not None:
+            intake.stop()
         server.stop()
         db.dispose()
     return 0
+
+
+def _mail_intake(args: argparse.Namespace, db: Database) -> MailIntake | None:
+    """The SMTP intake for emailed referrals, when ``--smtp-port`` asks for one."""
+    if not args.smtp_port:
+        return None
+    from healthy_homes.housing.email_intake import MailIntake, server_tls
+
+    if not (args.mail_domain and args.smtp_cert and args.smtp_key):
+        raise ConfigError("--smtp-port needs --mail-domain, --smtp-cert and --smtp-key")
+    intake = MailIntake(
+        db,
+        SystemClock(),
+        domain=args.mail_domain,
+        tls=server_tls(args.smtp_cert, args.smtp_key),
+        host=args.host,
+        port=args.smtp_port,
+        senders=args.smtp_sender or None,
+    ).start()
+    print(f"Mail intake: {args.host}:{intake.port}, TEAM@{args.mail_domain} (STARTTLS required)")
+    return intake
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -112,6 +141,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--secure-cookies",
         action="store_true",
         help="mark the session cookie Secure even when the proxy does not say HTTPS",
+    )
+    serve.add_argument(
+        "--smtp-port",
+        type=int,
+        help="also take emailed referrals over SMTP on this port (STARTTLS required)",
+    )
+    serve.add_argument("--mail-domain", help="mail domain of the teams' mailboxes (TEAM@DOMAIN)")
+    serve.add_argument("--smtp-cert", help="PEM certificate the SMTP intake presents")
+    serve.add_argument("--smtp-key", help="PEM private key of that certificate")
+    serve.add_argument(
+        "--smtp-sender",
+        action="append",
+        help="accept mail only from this sender address (repeatable; default: any)",
     )
     serve.set_defaults(handler=_serve)
 

@@ -160,9 +160,22 @@ def transaction_response(bundle: JSON, row: HousingReferral, created: bool) -> J
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
 
 
-def receive(db: Database, team_id: str, bundle: JSON, now: datetime) -> Received:
-    """Store a referral for ``team_id`` unless it is already here; refuse without consent."""
-    referral_id, dataset, consent, priority, authored = parse(bundle)
+def store_referral(
+    db: Database,
+    team_id: str,
+    referral_id: str,
+    dataset: JSON,
+    consent: JSON,
+    *,
+    priority: str,
+    authored: str | None,
+    now: datetime,
+) -> tuple[HousingReferral, bool]:
+    """Keep a referral for ``team_id`` unless it is already here: (row, created).
+
+    The one place referrals enter a team's queue, whatever they came by (FHIR
+    transaction or email): de-duplicated on the sender's referral id.
+    """
     query = select(HousingReferral).where(
         HousingReferral.team_id == team_id,
         HousingReferral.referral_identifier == referral_id,
@@ -170,7 +183,7 @@ def receive(db: Database, team_id: str, bundle: JSON, now: datetime) -> Received
     with db.session() as session:
         existing = session.exec(query).first()
     if existing is not None:
-        return Received(existing, False, transaction_response(bundle, existing, False))
+        return existing, False
     row = HousingReferral(
         team_id=team_id,
         referral_identifier=referral_id,
@@ -188,6 +201,14 @@ def receive(db: Database, team_id: str, bundle: JSON, now: datetime) -> Received
     except IntegrityError:
         # The same referral arrived twice at once: the other request stored it.
         with db.session() as session:
-            existing = session.exec(query).one()
-        return Received(existing, False, transaction_response(bundle, existing, False))
-    return Received(row, True, transaction_response(bundle, row, True))
+            return session.exec(query).one(), False
+    return row, True
+
+
+def receive(db: Database, team_id: str, bundle: JSON, now: datetime) -> Received:
+    """Store a referral for ``team_id`` unless it is already here; refuse without consent."""
+    referral_id, dataset, consent, priority, authored = parse(bundle)
+    row, created = store_referral(
+        db, team_id, referral_id, dataset, consent, priority=priority, authored=authored, now=now
+    )
+    return Received(row, created, transaction_response(bundle, row, created))

@@ -112,6 +112,25 @@ def complete(
     session.add(row)
 
 
+#: States in which the sender may still withdraw a referral (consent withdrawn).
+WITHDRAWABLE = ("received", "accepted", "in-progress", "requested")
+
+
+def withdraw_by_sender(row: HousingReferral, now: datetime) -> bool:
+    """The referrer withdrew (consent withdrawn): cancel it and keep no patient data.
+
+    Returns whether anything changed (a repeat, or a closed referral, changes nothing).
+    """
+    if row.status not in WITHDRAWABLE:
+        return False
+    row.status, row.status_reason = "cancelled", "Withdrawn by the referrer"
+    row.version += 1
+    row.updated_at = now
+    # Only that a referral came and went stays: the consent behind it is gone.
+    row.dataset = {"practice_ods": row.dataset.get("practice_ods")}
+    return True
+
+
 def queue(session: Session, team_id: str) -> list[HousingReferral]:
     """The team's open referrals, most urgent first, then oldest first."""
     rows = session.exec(

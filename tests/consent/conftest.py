@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from healthy_homes.clock import FixedClock
-from healthy_homes.config.models import FlagRulesConfig
+from healthy_homes.config.models import FlagRulesConfig, HousingServiceConfig
 from healthy_homes.consent.actions import ClinicianActions
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.flags.lifecycle import raise_flags
@@ -67,6 +67,21 @@ async def desk(
             rules=FlagRulesConfig(),
             clock=clock,
         )
+
+
+def desk_for(
+    db: Database, practice_client: FhirClient, service: HousingServiceConfig, clock: FixedClock
+) -> ClinicianActions:
+    """The clinician's actions at PRACTICE, referring to ``service`` (no direct FHIR send)."""
+    return ClinicianActions(
+        db,
+        practice_ods=PRACTICE,
+        practice_client=practice_client,
+        service=service,
+        housing_client=None,
+        rules=FlagRulesConfig(),
+        clock=clock,
+    )
 
 
 async def flag_for(desk: ClinicianActions, patient_id: str = "p0") -> FlagRecord:

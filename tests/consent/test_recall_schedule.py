@@ -15,7 +15,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from healthy_homes.config.models import (
     DeliveryConfig,
-    FlagRulesConfig,
     Hl7v2HousingService,
     Settings,
 )
@@ -23,11 +22,10 @@ from healthy_homes.connector.closed_loop import ClosedLoop, add_recall_job
 from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.connector.scheduler import build_scheduler
 from healthy_homes.connector.service import ConnectorService
-from healthy_homes.consent.actions import ClinicianActions
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.mock_server.mllp import MllpReceiver
 from healthy_homes.store.models import Referral, ReferralStatus
-from tests.consent.conftest import flag_for
+from tests.consent.conftest import desk_for, flag_for
 from tests.flags.world import CLINICIAN, PRACTICE
 
 
@@ -48,15 +46,7 @@ async def test_a_failed_recall_reaches_an_hl7_receiver_on_the_schedule(db, pract
     port = receiver.port
     service = _v2(port)
     async with FhirClient(practice.base_url, practice=PRACTICE) as practice_client:
-        desk = ClinicianActions(
-            db,
-            practice_ods=PRACTICE,
-            practice_client=practice_client,
-            service=service,
-            housing_client=None,
-            rules=FlagRulesConfig(),
-            clock=clock,
-        )
+        desk = desk_for(db, practice_client, service, clock)
         flag = await flag_for(desk)
         outcome = await desk.consent(flag.id, recorded_by=CLINICIAN)
         assert not outcome.sent and outcome.service == service  # no direct path for v2

@@ -10,8 +10,11 @@ Each message has a Message-ID derived from the referral id, so a resend after a 
 answer is recognisably the same referral to the receiving mailbox. SMTP 4xx answers
 and connection failures are retryable; 5xx answers are not.
 
-Status does not come back by email: the housing team enters it in the inbox, which
-calls :func:`healthy_homes.referrals.loop.record_status` (the hook for this transport).
+Status does not come back by email: the housing team takes the referral into the
+Healthy Homes inbox (its SMTP intake, ``housing/email_intake.py``) and records progress
+there. With ``fhir_base_url`` set to the team's inbox FHIR base (and ``auth`` its
+token), :meth:`EmailTransport.poll_status` reads the team's Task the way the FHIR
+transport does, so the closed loop records it through ``record_status``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import httpx
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import EmailHousingService, HousingServiceConfig
 from healthy_homes.errors import ConfigError, DeliveryError
+from healthy_homes.referrals.transports import fhir_rest
 from healthy_homes.referrals.transports.base import DeliveryReceipt, ReferralEnvelope
+from healthy_homes.referrals.transports.fhir_rest import FhirRestTransport
 
 SCHEMA = "healthy-homes-referral/1"
 
@@ -142,10 +147,17 @@ def _send_blocking(service: EmailHousingService, msg: EmailMessage, tls: ssl.SSL
 class EmailTransport:
     """Sends referrals by SMTP with STARTTLS, from a worker thread (smtplib blocks)."""
 
-    def __init__(self, service: EmailHousingService, clock: Clock) -> None:
+    def __init__(
+        self,
+        service: EmailHousingService,
+        clock: Clock,
+        status: FhirRestTransport | None = None,
+    ) -> None:
         self.service = service
         self.clock = clock
         self.tls = ssl.create_default_context(cafile=service.ca_file)
+        #: Reads the inbox's Task for the referral (None: no status comes back).
+        self.status = status
 
     async def _send(self, envelope: ReferralEnvelope, *, cancel: bool) -> None:
         msg = build_email(envelope, self.service, self.clock, cancel=cancel)
@@ -195,11 +207,16 @@ class EmailTransport:
         await self._send(envelope, cancel=True)
 
     async def poll_status(self, envelope: ReferralEnvelope, receipt: DeliveryReceipt) -> str | None:
-        """Nothing to poll: the housing team records status in the inbox."""
-        return None
+        """The team's Task status in the inbox, found by our referral id (None: not set up)."""
+        if self.status is None:
+            return None
+        # The receipt's reference is the Message-ID, not a Task: look the Task up.
+        return await self.status.poll_status(envelope, DeliveryReceipt(None, receipt.status))
 
     async def aclose(self) -> None:
-        """One SMTP session per message: nothing to close."""
+        """One SMTP session per message; only the status reader holds connections."""
+        if self.status is not None:
+            await self.status.aclose()
 
 
 def make(
@@ -208,4 +225,5 @@ def make(
     """The email transport for ``service`` (registry entry ``email``)."""
     if not isinstance(service, EmailHousingService):
         raise ConfigError(f"housing service {service.id}: email settings missing")
-    return EmailTransport(service, clock)
+    status = fhir_rest.make(service, clock=clock, http=http) if service.fhir_base_url else None
+    return EmailTransport(service, clock, status)
