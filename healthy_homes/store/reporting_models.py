@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from healthy_homes.store.models import ConsentRecord, Referral
 from healthy_homes.store.types import UTCDateTime
 
 #: ``RegisterCount.register_name`` of the row counting patients on any register.
@@ -58,3 +59,9 @@ class RegisterCount(SQLModel, table=True):
     month: str = Field(max_length=7, description="YYYY-MM, UTC")
     patients: int = 0
     counted_at: datetime = _ts(nullable=False)
+
+
+# The funnel asks, per flag, whether it has a consent and a referral; without these the
+# question scans both tables for every flag (SQLite has no semi-join to fall back on).
+Index("ix_consent_flag_id", ConsentRecord.__table__.c.flag_id)  # type: ignore[attr-defined]
+Index("ix_referral_flag_id", Referral.__table__.c.flag_id)  # type: ignore[attr-defined]

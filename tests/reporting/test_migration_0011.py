@@ -37,3 +37,23 @@ def test_upgrade_backfills_each_flag_s_registers_and_downgrade_removes_the_table
     assert rows == {("f1", "copd", "A12345"), ("f1", "asthma", "A12345"), ("f2", "falls", "A12345")}
     command.downgrade(alembic_config(backend.engine), "0010")
     assert not TABLES & set(inspect(backend.engine).get_table_names())
+
+
+def test_the_reporting_tables_and_indexes_match_the_models(backend: Database) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    import healthy_homes.store.models  # noqa: F401  (registers every table)
+
+    ours = TABLES | {"ix_consent_flag_id", "ix_referral_flag_id"}
+    with backend.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+
+    def touches_ours(change: object) -> bool:
+        text_ = repr(change)
+        return any(name in text_ for name in ours)
+
+    assert [d for d in diff if touches_ours(d)] == []
+    indexes = {i["name"] for i in inspect(backend.engine).get_indexes("consent")}
+    assert "ix_consent_flag_id" in indexes
