@@ -57,6 +57,19 @@ class RegisterDefinition:
             excluded = frozenset((self.exclusions.system, c.code) for c in self.exclusions.codes)
         return diagnosis, resolved, excluded
 
+    @cached_property
+    def code_ranks(self) -> dict[tuple[str, str], int]:
+        """(system, code) -> the strongest role it gives: 0 diagnosis, 1 resolved, 2 exclusion.
+
+        One dict lookup per coding classifies a Condition (a code in two sets counts
+        as the stronger, as the rules read them).
+        """
+        diagnosis, resolved, excluded = self._code_sets
+        ranks = dict.fromkeys(excluded, 2)
+        ranks.update(dict.fromkeys(resolved, 1))
+        ranks.update(dict.fromkeys(diagnosis, 0))
+        return ranks
+
     def diagnosis_codes(self) -> frozenset[tuple[str, str]]:
         """(system, code) pairs that put a patient on the register."""
         return self._code_sets[0]

@@ -8,12 +8,11 @@ resolved code) and from whether the patient is still alive and registered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
-from healthy_homes.fhir.resources import first_code, parse_date, reference_id
+from healthy_homes.fhir.resources import parse_date, reference_id
 from healthy_homes.fhir.systems import CONDITION_CLINICAL, CONDITION_VERIFICATION
 from healthy_homes.registers.definitions import RegisterDefinition
 
@@ -31,9 +30,12 @@ class Role(StrEnum):
     MEMBER = "member"
 
 
-@dataclass(frozen=True, slots=True)
-class Classified:
-    """A Condition's role for one register, its subject and its date."""
+class Classified(NamedTuple):
+    """A Condition's role for one register, its subject and its date.
+
+    A named tuple, not a frozen dataclass: one is made per Condition read, and a
+    tuple is made several times faster.
+    """
 
     condition_id: str
     patient_id: str
@@ -41,21 +43,55 @@ class Classified:
     noted: date | None
 
 
-def _codes(condition: JSON) -> set[tuple[str, str]]:
-    coding = (condition.get("code") or {}).get("coding") or []
-    return {(str(c.get("system")), str(c.get("code"))) for c in coding if c.get("code")}
+def _code_in(concept: Any, system: str) -> Any:
+    """The first code of ``concept`` in ``system`` (as ``first_code``, without the lists)."""
+    if not concept:
+        return None
+    for coding in concept.get("coding") or ():
+        code = coding.get("code")
+        if code and coding.get("system") == system:
+            return code
+    return None
+
+
+def _rank(condition: JSON, ranks: dict[tuple[str, str], int]) -> int | None:
+    """The strongest role any of the Condition's codes gives (see ``code_ranks``)."""
+    best: int | None = None
+    for coding in (condition.get("code") or {}).get("coding") or ():
+        code = coding.get("code")
+        if not code:
+            continue
+        system = coding.get("system")
+        key = (
+            system if type(system) is str else str(system),
+            code if type(code) is str else str(code),
+        )
+        rank = ranks.get(key)
+        if rank is not None and (best is None or rank < best):
+            best = rank
+    return best
 
 
 def _unresolved(condition: JSON, statuses: frozenset[str]) -> bool:
-    clinical = first_code(condition.get("clinicalStatus"), CONDITION_CLINICAL)
+    clinical = _code_in(condition.get("clinicalStatus"), CONDITION_CLINICAL)
     if clinical is not None and clinical not in statuses:
         return False
     return not (condition.get("abatementDateTime") or condition.get("abatementPeriod"))
 
 
+def _date(value: Any) -> date | None:
+    # The common shape (a full date or dateTime) without parse_date's other cases.
+    if type(value) is str and len(value) >= 10:
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return parse_date(value)
+
+
 def condition_date(condition: JSON) -> date | None:
     """When the Condition began: onset, else the date it was recorded."""
-    return parse_date(condition.get("onsetDateTime")) or parse_date(condition.get("recordedDate"))
+    return _date(condition.get("onsetDateTime")) or _date(condition.get("recordedDate"))
 
 
 def role_of(condition: JSON, register: RegisterDefinition) -> Role | None:
@@ -64,24 +100,37 @@ def role_of(condition: JSON, register: RegisterDefinition) -> Role | None:
     Servers that ignore a search parameter must not widen a register, so codes are
     checked here too, not only in the search.
     """
-    verification = first_code(condition.get("verificationStatus"), CONDITION_VERIFICATION)
+    rank = _rank(condition, register.code_ranks)
+    if rank is None:
+        return None
+    verification = _code_in(condition.get("verificationStatus"), CONDITION_VERIFICATION)
     if verification in EXCLUDED_VERIFICATION:
         return None
-    codes = _codes(condition)
-    if codes & register.diagnosis_codes():
-        return Role.DIAGNOSIS if _unresolved(condition, register.clinical_statuses) else None
-    if codes & register.resolved_codes():
+    if rank == 1:
         return Role.RESOLVED
-    if codes & register.exclusion_codes():
-        return Role.EXCLUSION if _unresolved(condition, register.clinical_statuses) else None
-    return None
+    if not _unresolved(condition, register.clinical_statuses):
+        return None
+    return Role.DIAGNOSIS if rank == 0 else Role.EXCLUSION
+
+
+def _patient_id(subject: Any) -> str | None:
+    # Nearly every subject is a plain relative "Patient/<id>"; anything else takes the long way.
+    if subject:
+        ref = subject.get("reference")
+        if type(ref) is str and ref.startswith("Patient/"):
+            found = ref[8:]
+            if found and "/" not in found:
+                return found
+    return reference_id(subject, "Patient")
 
 
 def classify(condition: JSON, register: RegisterDefinition) -> Classified | None:
     """The Condition's role with its ids; None when it has no id or no Patient subject."""
     condition_id = condition.get("id")
-    patient_id = reference_id(condition.get("subject"), "Patient")
-    if not condition_id or patient_id is None:
+    if not condition_id:
+        return None
+    patient_id = _patient_id(condition.get("subject"))
+    if patient_id is None:
         return None
     return Classified(
         str(condition_id), patient_id, role_of(condition, register), condition_date(condition)
@@ -95,8 +144,7 @@ def patient_is_current(patient: JSON) -> bool:
     return patient.get("active") is not False
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):
     """A patient on a register: since when, and the diagnoses that put them there."""
 
     since: date | None
@@ -114,14 +162,29 @@ def membership(
     """
     if not current:
         return None
-    listed = [d for _, r, d in roles if r is Role.MEMBER]
+    if len(roles) == 1:  # most patients: one Condition, so no dates to weigh
+        condition_id, role, noted = roles[0]
+        if role is Role.DIAGNOSIS:
+            return Member(noted, (condition_id,))
+        return Member(noted, ()) if role is Role.MEMBER else None
+    listed: list[date | None] = []
+    diagnoses: list[tuple[date | None, str]] = []
+    resolved: list[date | None] = []
+    excluded = False
+    for condition_id, role, noted in roles:
+        if role is Role.DIAGNOSIS:
+            diagnoses.append((noted, condition_id))
+        elif role is Role.RESOLVED:
+            resolved.append(noted)
+        elif role is Role.MEMBER:
+            listed.append(noted)
+        else:
+            excluded = True
     if listed:
         dated_entries = [d for d in listed if d is not None]
         return Member(min(dated_entries) if dated_entries else None, ())
-    diagnoses = [(d, c) for c, r, d in roles if r is Role.DIAGNOSIS]
-    if not diagnoses or any(r is Role.EXCLUSION for _, r, _ in roles):
+    if not diagnoses or excluded:
         return None
-    resolved = [d for _, r, d in roles if r is Role.RESOLVED]
     if resolved:
         latest_diagnosis = max((d or date.min) for d, _ in diagnoses)
         latest_resolved = max((d or date.min) for d in resolved)
