@@ -19,8 +19,8 @@ from healthy_homes.connector.pages import fhir_instant
 from healthy_homes.connector.reports import AppointmentReport
 from healthy_homes.connector.state import APPOINTMENTS, record_success
 from healthy_homes.fhir.resources import parse_instant, reference_id
-from healthy_homes.registers.conditions import table_of, upsert
 from healthy_homes.registers.membership import member_ids
+from healthy_homes.registers.statements import table_of, upsert
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import OPEN_FLAG_STATUSES, FlagRecord, WatchedAppointment
 

@@ -12,8 +12,9 @@ from collections.abc import Iterable
 
 from healthy_homes.connector.context import PracticeContext
 from healthy_homes.connector.pages import started
-from healthy_homes.registers.conditions import chunks, statuses, write_statuses
+from healthy_homes.registers.conditions import statuses, write_statuses
 from healthy_homes.registers.rules import patient_is_current
+from healthy_homes.registers.statements import chunks
 
 STATUS_ELEMENTS = "id,active,deceasedBoolean,deceasedDateTime"
 IDS_PER_SEARCH = 100

@@ -11,12 +11,22 @@ from sqlmodel import Session, col
 from sqlmodel import select as orm_select
 
 from healthy_homes.clock import Clock
-from healthy_homes.registers.conditions import chunks, statuses, table_of, upsert
+from healthy_homes.registers.conditions import statuses
 from healthy_homes.registers.rules import Member, Role, membership
+from healthy_homes.registers.statements import chunks, table_of, upsert_rows
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import RegisterCondition, RegisterMembership
 
 Members = dict[str, tuple[date | None, list[str]]]
+MEMBERSHIP_COLUMNS = (
+    "practice_ods",
+    "register_name",
+    "patient_id",
+    "active",
+    "since",
+    "condition_ids",
+    "updated_at",
+)
 
 
 @dataclass
@@ -61,49 +71,30 @@ def apply_members(
             rows += session.execute(query.where(table.c.patient_id.in_(batch))).all()
     existing = {r[0]: (bool(r[1]), r[2], list(r[3] or [])) for r in rows}
     change = MembershipChange()
-    writes: list[dict[str, object]] = []
+    writes: list[tuple[object, ...]] = []  # rows in MEMBERSHIP_COLUMNS order
     for patient_id in patients:
         member = desired.get(patient_id)
         old = existing.get(patient_id)
         if member is None:
             if old is not None and old[0]:
                 change.left.add(patient_id)
-                writes.append(_row(practice, register, patient_id, False, old[1], old[2], now))
+                writes.append((practice, register, patient_id, False, old[1], old[2], now))
             continue
         ids = list(member.condition_ids)
         if old is not None and old == (True, member.since, ids):
             continue
         if old is None or not old[0]:
             change.joined.add(patient_id)
-        writes.append(_row(practice, register, patient_id, True, member.since, ids, now))
-    upsert(
+        writes.append((practice, register, patient_id, True, member.since, ids, now))
+    upsert_rows(
         session,
         table,
+        MEMBERSHIP_COLUMNS,
         writes,
         ("practice_ods", "register_name", "patient_id"),
         ("active", "since", "condition_ids", "updated_at"),
     )
     return change
-
-
-def _row(
-    practice: str,
-    register: str,
-    patient_id: str,
-    active: bool,
-    since: date | None,
-    condition_ids: list[str],
-    now: datetime,
-) -> dict[str, object]:
-    return {
-        "practice_ods": practice,
-        "register_name": register,
-        "patient_id": patient_id,
-        "active": active,
-        "since": since,
-        "condition_ids": condition_ids,
-        "updated_at": now,
-    }
 
 
 def recompute(
