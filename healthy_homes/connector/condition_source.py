@@ -161,6 +161,7 @@ async def _read(
                 watermark=new_watermark,
                 server_time=paged.started,
                 status_changed=sink.status_changed,
+                assumed=sink.assumed,
             )
         )
     return reads

@@ -126,6 +126,7 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
     alone = [r for r in ctx.registers if r not in combined]
     jobs = [one(r) for r in alone] + ([together(combined)] if combined else [])
     reads = [read for batch in await asyncio.gather(*jobs) for read in batch]
+    assumed: dict[str, set[str] | None] = {}
     for read in reads:
         if read is None:
             continue
@@ -133,15 +134,23 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
         report.conditions_scanned += read.scanned
         changes[read.register] = read.change
         status_changed |= read.status_changed
+        assumed[read.register] = read.assumed
         if read.full and read.server_time is not None:
             server_times.append(read.server_time)
-    if source != "bulk":
-        status_changed |= await _patient_step(ctx, states, report, server_times, mode)
-    if status_changed:
+    polled = (
+        await _patient_step(ctx, states, report, server_times, mode) if source != "bulk" else set()
+    )
+    scopes: dict[str, set[str]] = {}
+    for register in ctx.registers:
+        # A status the reads found matters only where a read did not already use it.
+        used = assumed.get(register.name)
+        scopes[register.name] = polled | (status_changed if used is None else status_changed & used)
+    if any(scopes.values()):
         with ctx.db.session() as session:
-            for register in ctx.registers:
-                change = recompute(session, ctx.ods, register.name, status_changed, ctx.clock.now())
-                changes.setdefault(register.name, MembershipChange()).add(change)
+            for name, scope in scopes.items():
+                if scope:
+                    change = recompute(session, ctx.ods, name, scope, ctx.clock.now())
+                    changes.setdefault(name, MembershipChange()).add(change)
     for name, change in changes.items():
         report.joined_register[name] = len(change.joined)
         report.left_register[name] = len(change.left)

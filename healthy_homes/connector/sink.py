@@ -51,6 +51,9 @@ class RegisterRead:
     server_time: datetime | None = None
     status_changed: set[str] = field(default_factory=set)
     resource_id: str | None = None
+    #: Patients whose membership was worked out from a status this run may still change
+    #: (not yet answered when the read ended); None: any patient's (read from the store).
+    assumed: set[str] | None = None
 
 
 class ConditionSink:
@@ -77,6 +80,7 @@ class ConditionSink:
         self.subjects: set[str] = set()
         self.touched: set[str] = set()
         self.status_changed: set[str] = set()
+        self.assumed: set[str] | None = None
         self._found: list[Classified] = []
         self._patients: dict[str, bool] = {}
         # Full reads keep each patient's roles (ids and dates, register-sized), so
@@ -153,6 +157,7 @@ class ConditionSink:
     def _apply_roles(self, session: Session, known: Mapping[str, bool]) -> MembershipChange:
         """After a complete full read: the stored rows are exactly the roles seen."""
         unknown = [p for p in self._roles if p not in known]
+        self.assumed = set(unknown)
         current = statuses(session, self.practice, unknown) if unknown else {}
         current.update((p, known[p]) for p in self._roles if p in known)
         desired: dict[str, Member] = {}
