@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from healthy_homes.consent.wording import consent_wording
 from healthy_homes.errors import FlagStateError, HealthyHomesError
-from healthy_homes.flags.popup import api
+from healthy_homes.flags.popup import api, referrals
 from healthy_homes.flags.popup.forms import form_items
 from healthy_homes.flags.popup.state import NotSignedIn, actions_of, clinician_of, state_of
 from healthy_homes.web import sse
@@ -84,6 +84,7 @@ def install_routes(app: FastAPI) -> None:
     app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/events", events, methods=["GET"], include_in_schema=False)
     app.include_router(api.router)
+    app.include_router(referrals.router)
     app.add_exception_handler(NotSignedIn, _not_signed_in)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HealthyHomesError, _domain_error)
