@@ -31,6 +31,7 @@ AREAS = (
     "healthy_homes.reporting.cli",
     "healthy_homes.audit.cli",
     "healthy_homes.retention.cli",
+    "healthy_homes.accounts.cli",
 )
 
 

@@ -8,6 +8,7 @@ never patient identifiers: their messages may reach logs and other systems.
 
     HealthyHomesError
     ├── ConfigError                 bad or missing configuration
+    ├── AccessError                 a user account cannot be added or changed as asked
     ├── StorageError                database unavailable or migration failed
     │   └── AuditError              an audit entry cannot be appended (head row missing)
     ├── CryptoError                 encrypting, decrypting or keyed hashing failed
@@ -68,6 +69,10 @@ class HealthyHomesError(Exception):
 
 class ConfigError(HealthyHomesError):
     """Configuration is missing, malformed or inconsistent."""
+
+
+class AccessError(HealthyHomesError):
+    """A user account cannot be added or changed as asked (unknown role, taken name...)."""
 
 
 class StorageError(HealthyHomesError):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "healthy_homes"
 DOMAIN = {
+    "accounts",
     "connector",
     "flags",
     "consent",

@@ -2,7 +2,7 @@
 
 The FHIR and capacity endpoints (``/teams/...``) authenticate with bearer tokens and
 carry no cookies, so they sit outside the pages' CSRF middleware; everything else is
-the pages, with the shared security headers, CSRF and nhsuk-frontend assets.
+the pages, with the shared security headers, CSRF, sign-in and nhsuk-frontend assets.
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from healthy_homes.accounts import SessionPolicy, access_control
 from healthy_homes.clock import Clock, SystemClock
-from healthy_homes.housing.auth import FormCsrfToken
 from healthy_homes.housing.fhir_api import create_fhir_api
 from healthy_homes.housing.pages import InboxPages, install_pages
 from healthy_homes.store.db import Database
+from healthy_homes.web.access import HOUSING_ROLES
 from healthy_homes.web.app import create_web_app
+from healthy_homes.web.identity import ProxyHeaderIdentity
 from healthy_homes.web.security import SecurityHeadersMiddleware
+from healthy_homes.web.signin import install_sign_in
 from healthy_homes.web.templating import make_environment
 
 API_PREFIX = "/teams/"
@@ -45,6 +48,8 @@ def create_housing_app(
     clock: Clock | None = None,
     assets_dir: Path | None = None,
     secure_cookies: bool = False,
+    session_policy: SessionPolicy | None = None,
+    trusted_proxy: ProxyHeaderIdentity | None = None,
 ) -> HousingInboxApp:
     """The whole inbox (serve it with uvicorn or ServerThread)."""
     clock = clock or SystemClock()
@@ -52,7 +57,16 @@ def create_housing_app(
         title="Healthy Homes housing inbox", csrf_secret=csrf_secret, assets_dir=assets_dir
     )
     env = make_environment(["healthy_homes.housing"])
-    install_pages(pages, InboxPages(db, clock, env, secure_cookies))
-    pages.add_middleware(FormCsrfToken)
+    access = access_control(
+        db,
+        clock,
+        app_name="housing",
+        roles=HOUSING_ROLES,
+        secure_cookies=secure_cookies,
+        session_policy=session_policy,
+        trusted_proxy=trusted_proxy,
+    )
+    install_sign_in(pages, access, env, title="your housing inbox")
+    install_pages(pages, InboxPages(db, clock, env))
     api = SecurityHeadersMiddleware(create_fhir_api(db, clock))
     return HousingInboxApp(pages, api)

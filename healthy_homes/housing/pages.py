@@ -1,8 +1,10 @@
-"""The officers' pages: sign in, the queue, a referral, and what they do to it.
+"""The officers' pages: the queue, a referral, what they do to it, and capacity.
 
 Plain HTML forms (they work without JavaScript), each POST carrying the CSRF token and
-answered with a redirect (post/redirect/get). Another team's referral is 404, exactly
-like one that does not exist, so ids cannot be probed.
+answered with a redirect (post/redirect/get). Every route requires a housing role
+(sign-in is the shared ``/sign-in``); the team is the signed-in user's organisation,
+and another team's referral is 404, exactly like one that does not exist, so ids
+cannot be probed. Only a housing manager sets the team's capacity.
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from healthy_homes.clock import Clock
-from healthy_homes.housing import auth, workflow
+from healthy_homes.housing import workflow
 from healthy_homes.housing.resources import OUTCOMES
 from healthy_homes.housing.teams import capacity_of, set_capacity
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import HousingReferral, HousingTeam
+from healthy_homes.web.access import Principal, Role, require_role
 from healthy_homes.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,6 @@ class InboxPages:
     db: Database
     clock: Clock
     env: Environment
-    secure_cookies: bool = False
 
 
 def _state(request: Request) -> InboxPages:
@@ -96,61 +98,48 @@ def _view(row: HousingReferral, now: datetime, overdue_days: int) -> dict[str, A
     }
 
 
-def _signed_in(request: Request) -> tuple[InboxPages, auth.Officer | None]:
-    pages = _state(request)
+@dataclass(frozen=True)
+class Officer:
+    """The signed-in officer or manager, with their team's name for the page header."""
+
+    principal: Principal
+    team_name: str
+
+    @property
+    def team_id(self) -> str:
+        """Their team: the only one whose referrals they can see."""
+        return self.principal.organisation
+
+    @property
+    def display_name(self) -> str:
+        """Their name, as the header and the activity log show it."""
+        return self.principal.display_name
+
+    @property
+    def manager(self) -> bool:
+        """Whether they may change the team's settings."""
+        return self.principal.role == Role.HOUSING_MANAGER
+
+
+ANY_HOUSING = Depends(require_role(Role.HOUSING_OFFICER, Role.HOUSING_MANAGER))
+MANAGER = Depends(require_role(Role.HOUSING_MANAGER))
+
+
+def _officer(pages: InboxPages, principal: Principal) -> Officer:
     with pages.db.session() as session:
-        return pages, auth.officer_of(session, request, pages.clock.now())
+        team = session.get(HousingTeam, principal.organisation)
+    return Officer(principal, team.name if team else principal.organisation)
 
 
-def _to_login() -> Response:
-    return RedirectResponse("/login", status_code=303)
-
-
-def _not_found(request: Request, pages: InboxPages, officer: auth.Officer) -> Response:
+def _not_found(request: Request, pages: InboxPages, officer: Officer) -> Response:
     context = {"pageTitle": "Page not found", "clinician": officer}
     return render(pages.env, request, "housing/not-found.html", context, status_code=404)
 
 
-async def login_page(request: Request) -> Response:
-    """The sign-in form."""
-    pages, officer = _signed_in(request)
-    if officer is not None:
-        return RedirectResponse("/", status_code=303)
-    return render(pages.env, request, "housing/login.html", {"pageTitle": "Sign in"})
-
-
-async def login(request: Request) -> Response:
-    """Check the password; start a session; back to the form with an error otherwise."""
-    pages = _state(request)
-    form = await _form(request)
-    username, password = _one(form, "username", 120), (form.get("password") or [""])[0]
-    now = pages.clock.now()
-    with pages.db.session() as session:
-        user = auth.check_password(session, username, password[:200])
-        token = auth.start_session(session, user, now) if user else None
-    if token is None:
-        context = {"pageTitle": "Sign in", "failed": True, "username": username}
-        return render(pages.env, request, "housing/login.html", context, status_code=400)
-    response = RedirectResponse("/", status_code=303)
-    auth.set_cookie(response, request, token, secure=pages.secure_cookies)
-    return response
-
-
-async def logout(request: Request) -> Response:
-    """End the session."""
-    pages = _state(request)
-    with pages.db.session() as session:
-        auth.end_session(session, request)
-    response = RedirectResponse("/login", status_code=303)
-    auth.clear_cookie(response, request, secure=pages.secure_cookies)
-    return response
-
-
-async def queue(request: Request) -> Response:
+async def queue(request: Request, principal: Principal = ANY_HOUSING) -> Response:
     """Open referrals, most urgent then oldest first; recently closed ones below."""
-    pages, officer = _signed_in(request)
-    if officer is None:
-        return _to_login()
+    pages = _state(request)
+    officer = _officer(pages, principal)
     now = pages.clock.now()
     with pages.db.session() as session:
         team = session.get(HousingTeam, officer.team_id)
@@ -170,11 +159,10 @@ async def queue(request: Request) -> Response:
     return render(pages.env, request, "housing/queue.html", context)
 
 
-async def detail(request: Request) -> Response:
+async def detail(request: Request, principal: Principal = ANY_HOUSING) -> Response:
     """One referral: the minimum dataset, what has been done, and the next actions."""
-    pages, officer = _signed_in(request)
-    if officer is None:
-        return _to_login()
+    pages = _state(request)
+    officer = _officer(pages, principal)
     now = pages.clock.now()
     with pages.db.session() as session:
         row = workflow.team_referral(session, officer.team_id, request.path_params["id"])
@@ -198,11 +186,10 @@ async def detail(request: Request) -> Response:
     return render(pages.env, request, "housing/detail.html", context)
 
 
-async def act(request: Request) -> Response:
+async def act(request: Request, principal: Principal = ANY_HOUSING) -> Response:
     """Accept, decline, record contact, a visit or the outcome."""
-    pages, officer = _signed_in(request)
-    if officer is None:
-        return Response("Sign in first.", status_code=401, media_type="text/plain")
+    pages = _state(request)
+    officer = _officer(pages, principal)
     action = request.path_params["action"]
     form = await _form(request)
     now = pages.clock.now()
@@ -235,11 +222,10 @@ async def act(request: Request) -> Response:
     return RedirectResponse(f"/referrals/{referral_id}?done={done}", status_code=303)
 
 
-async def capacity_page(request: Request) -> Response:
+async def capacity_page(request: Request, principal: Principal = MANAGER) -> Response:
     """The team's capacity setting and this week's figures."""
-    pages, officer = _signed_in(request)
-    if officer is None:
-        return _to_login()
+    pages = _state(request)
+    officer = _officer(pages, principal)
     with pages.db.session() as session:
         team = session.get(HousingTeam, officer.team_id)
         assert team is not None
@@ -254,11 +240,10 @@ async def capacity_page(request: Request) -> Response:
     return render(pages.env, request, "housing/capacity.html", context)
 
 
-async def save_capacity(request: Request) -> Response:
+async def save_capacity(request: Request, principal: Principal = MANAGER) -> Response:
     """Set new referrals per week (blank: no limit)."""
-    pages, officer = _signed_in(request)
-    if officer is None:
-        return Response("Sign in first.", status_code=401, media_type="text/plain")
+    pages = _state(request)
+    officer = _officer(pages, principal)
     form = await _form(request)
     raw = _one(form, "per_week", 6)
     try:
@@ -275,9 +260,6 @@ async def save_capacity(request: Request) -> Response:
 def install_pages(app: FastAPI, pages: InboxPages) -> None:
     """Add the officers' pages to ``app``."""
     app.state.inbox = pages
-    app.add_api_route("/login", login_page, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/login", login, methods=["POST"], include_in_schema=False)
-    app.add_api_route("/logout", logout, methods=["POST"], include_in_schema=False)
     app.add_api_route("/", queue, methods=["GET"], include_in_schema=False)
     app.add_api_route("/capacity", capacity_page, methods=["GET"], include_in_schema=False)
     app.add_api_route("/capacity", save_capacity, methods=["POST"], include_in_schema=False)

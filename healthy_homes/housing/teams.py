@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_
 from sqlmodel import Session, col, func, select
 
+from healthy_homes.accounts import users
 from healthy_homes.errors import ConfigError
-from healthy_homes.housing.passwords import hash_password
-from healthy_homes.store.models import HousingReferral, HousingTeam, HousingUser
+from healthy_homes.store.access_models import UserAccount
+from healthy_homes.store.models import HousingReferral, HousingTeam
+from healthy_homes.web.access import HOUSING_ROLES, Role
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-MIN_PASSWORD = 12
 
 
 def token_hash(token: str) -> str:
@@ -46,23 +47,27 @@ def add_user(
     display_name: str,
     password: str,
     now: datetime,
-) -> HousingUser:
-    """Add an officer to a team (or reset their password and name)."""
+    *,
+    role: Role = Role.HOUSING_OFFICER,
+) -> UserAccount:
+    """Add an officer (or manager) to a team, or reset their password and name."""
     if session.get(HousingTeam, team_id) is None:
         raise ConfigError(f"no housing team {team_id!r}; add it first")
-    if len(password) < MIN_PASSWORD:
-        raise ConfigError(f"passwords need at least {MIN_PASSWORD} characters")
-    user = session.exec(select(HousingUser).where(HousingUser.username == username)).first()
-    if user is not None and user.team_id != team_id:
-        raise ConfigError(f"user {username!r} belongs to another team")
+    user = users.find(session, username)
     if user is None:
-        user = HousingUser(
-            team_id=team_id, username=username, display_name="", password_hash="", created_at=now
+        return users.add_user(
+            session,
+            username=username,
+            display_name=display_name,
+            role=role,
+            organisation=team_id,
+            password=password,
+            now=now,
         )
-    user.display_name = display_name or username
-    user.password_hash = hash_password(password)
-    session.add(user)
-    return user
+    if user.organisation != team_id or user.role not in HOUSING_ROLES:
+        raise ConfigError(f"user {username!r} belongs to another team")
+    user.display_name = display_name or user.display_name
+    return users.set_password(session, username, password, now)
 
 
 def set_capacity(

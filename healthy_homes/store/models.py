@@ -309,30 +309,6 @@ class HousingTeam(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
 
 
-class HousingUser(SQLModel, table=True):
-    """A housing officer who signs in to one team's inbox."""
-
-    __tablename__ = "housing_user"
-
-    id: str = Field(default_factory=_uuid, primary_key=True, max_length=36)
-    team_id: str = Field(foreign_key="housing_team.id", index=True, max_length=40)
-    username: str = Field(unique=True, max_length=120)
-    display_name: str = Field(max_length=120)
-    password_hash: str = Field(max_length=300, description="scrypt, self-describing")
-    created_at: datetime = _ts(nullable=False)
-
-
-class HousingSession(SQLModel, table=True):
-    """A signed-in browser: the cookie holds a random token, the table its SHA-256."""
-
-    __tablename__ = "housing_session"
-
-    id: str = Field(primary_key=True, max_length=64, description="SHA-256 of the cookie")
-    user_id: str = Field(foreign_key="housing_user.id", index=True, max_length=36)
-    created_at: datetime = _ts(nullable=False)
-    expires_at: datetime = _ts(nullable=False)
-
-
 class HousingReferral(SQLModel, table=True):
     """One received referral: the minimum dataset and its Task's state.
 
@@ -437,3 +413,5 @@ from healthy_homes.store import ops_models as ops_models  # noqa: E402
 from healthy_homes.store import audit_models as audit_models  # noqa: E402
 # Imported last so that metadata sees the reporting tables.
 from healthy_homes.store import reporting_models as reporting_models  # noqa: E402
+# Imported last so that metadata sees the access-control tables.
+from healthy_homes.store import access_models as access_models  # noqa: E402

@@ -1,6 +1,8 @@
 """A FastAPI app with the shared web set-up: headers, CSRF, nhsuk-frontend assets.
 
-Page packages (``flags.popup``) start from :func:`create_web_app` and add routes.
+Page packages (``flags.popup``) start from :func:`create_web_app`, add sign-in
+(:func:`healthy_homes.web.signin.install_sign_in`) and routes, each guarded by
+:func:`healthy_homes.web.access.require_role`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from healthy_homes.web import assets
-from healthy_homes.web.csrf import CsrfMiddleware
+from healthy_homes.web.csrf import CsrfMiddleware, FormCsrfToken
 from healthy_homes.web.security import SecurityHeadersMiddleware
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ def create_web_app(
     mount_assets(app, assets_dir or assets.default_assets_dir())
     app.mount("/static/web", StaticFiles(directory=STATIC), name="web-static")
     app.add_middleware(CsrfMiddleware, secret=csrf_secret)
+    app.add_middleware(FormCsrfToken)  # outside the check: a form's field becomes the header
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: refusals get headers too
     return app
 

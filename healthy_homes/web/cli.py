@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from healthy_homes.web import assets
-from healthy_homes.web.identity import Clinician, ConfiguredIdentity, ProxyHeaderIdentity
+from healthy_homes.web.identity import ProxyHeaderIdentity
 
 SECRET_ENV = "HEALTHY_HOMES_WEB_CSRF_SECRET"  # noqa: S105 - the variable name, not a secret
 
@@ -28,14 +28,32 @@ def csrf_secret() -> bytes:
     return configured.encode() if len(configured) >= 16 else secrets.token_bytes(32)
 
 
-def identity_from(args: argparse.Namespace) -> ConfiguredIdentity | ProxyHeaderIdentity:
-    """A fixed clinician (--clinician) or the reverse proxy's headers (--identity-header)."""
-    if args.clinician:
-        practitioner = args.practitioner
-        return ConfiguredIdentity(Clinician(args.clinician, args.clinician, practitioner))
-    return ProxyHeaderIdentity(
-        trusted_proxies=args.trusted_proxy or ("127.0.0.1/32", "::1/128"),
-        user_header=args.identity_header,
+def trusted_proxy_from(args: argparse.Namespace) -> ProxyHeaderIdentity | None:
+    """The reverse proxy sign-in option, only when --trusted-proxy names the proxy."""
+    if not args.trusted_proxy:
+        return None
+    return ProxyHeaderIdentity(trusted_proxies=args.trusted_proxy, user_header=args.identity_header)
+
+
+def add_sign_in_arguments(parser: argparse.ArgumentParser) -> None:
+    """--secure-cookies, and the optional trusted reverse proxy sign-in."""
+    parser.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        help="mark the session cookie Secure (__Host-) even when the proxy does not say HTTPS",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        metavar="CIDR",
+        help="sign-in by an authenticating reverse proxy at this address or network "
+        "(repeatable): its header names a user who must exist ('healthy-homes users'); "
+        "off unless given",
+    )
+    parser.add_argument(
+        "--identity-header",
+        default="X-Remote-User",
+        help="header naming the signed-in user, set by the trusted proxy (X-Remote-User)",
     )
 
 
@@ -44,8 +62,8 @@ def _popup(args: argparse.Namespace) -> int:
     from healthy_homes.web.cli_popup import serve_demo, serve_practice
 
     if args.demo:
-        return serve_demo(args, identity_from(args), csrf_secret())
-    return serve_practice(args, identity_from(args), csrf_secret())
+        return serve_demo(args, csrf_secret())
+    return serve_practice(args, csrf_secret())
 
 
 def wait_forever() -> None:
@@ -83,9 +101,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="serve the pop-up page for one practice",
         description="Serve the pop-up page: it watches today's appointments and, when a "
         "flagged patient arrives, opens a prompt with the consent, decline and 'discuss next "
-        "time' actions. Sign-in: a fixed --clinician, or headers from the practice's "
-        "authenticating reverse proxy. Set $" + SECRET_ENV + " (16+ characters) to keep "
-        "pages working across restarts.",
+        "time' actions. Clinicians of the practice sign in at /sign-in (add them with "
+        "'healthy-homes users add --role clinician'). Set $" + SECRET_ENV + " (16+ "
+        "characters) to keep pages working across restarts.",
     )
     popup.add_argument("--config", type=Path, help="configuration file (TOML)")
     popup.add_argument("--practice", help="ODS code of the practice (default: the first one)")
@@ -93,22 +111,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     popup.add_argument("--port", type=int, default=8081, help="port (default 8081)")
     popup.add_argument("--poll-seconds", type=float, default=2.0, help="arrival check interval")
     popup.add_argument("--assets-dir", help="nhsuk-frontend assets (see 'web setup')")
-    popup.add_argument("--clinician", help="the signed-in clinician's name (no proxy sign-in)")
-    popup.add_argument("--practitioner", help="their Practitioner/ID: only their appointments")
-    popup.add_argument(
-        "--identity-header",
-        default="X-Remote-User",
-        help="header naming the signed-in user, set by the reverse proxy (default X-Remote-User)",
-    )
-    popup.add_argument(
-        "--trusted-proxy",
-        action="append",
-        help="address or network of the reverse proxy (repeatable; default loopback)",
-    )
+    add_sign_in_arguments(popup)
     popup.add_argument(
         "--demo",
         action="store_true",
-        help="try it on a synthetic practice: mock servers, connector run, and Enter marks "
-        "the next flagged patient as arrived",
+        help="try it on a synthetic practice: mock servers, connector run, a demo clinician "
+        "account (printed), and Enter marks the next flagged patient as arrived",
     )
     popup.set_defaults(handler=_popup)

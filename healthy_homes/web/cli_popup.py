@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -15,15 +16,13 @@ from healthy_homes.errors import ConfigError
 from healthy_homes.flags.popup import PopupConfig, close_streams, create_popup_app
 from healthy_homes.serving import ServerThread
 from healthy_homes.store.db import Database
-from healthy_homes.web.cli import wait_forever
-from healthy_homes.web.identity import IdentityProvider
+from healthy_homes.web.cli import trusted_proxy_from, wait_forever
 
 
 def _serve(
     args: argparse.Namespace,
     settings: Settings,
     db: Database,
-    identity: IdentityProvider,
     secret: bytes,
 ) -> ServerThread:
     ods = args.practice or (settings.practices[0].ods_code if settings.practices else None)
@@ -33,21 +32,22 @@ def _serve(
     app = create_popup_app(
         config,
         db=db,
-        identity=identity,
         csrf_secret=secret,
         assets_dir=Path(args.assets_dir) if args.assets_dir else None,
+        secure_cookies=args.secure_cookies,
+        trusted_proxy=trusted_proxy_from(args),
     )
     server = ServerThread(app, args.host, args.port)
     print(f"Pop-up page for practice {ods}: {server.start()}/")
     return server
 
 
-def serve_practice(args: argparse.Namespace, identity: IdentityProvider, secret: bytes) -> int:
+def serve_practice(args: argparse.Namespace, secret: bytes) -> int:
     """Serve one configured practice's pop-up until Ctrl-C."""
     settings = resolve_settings(args.config)
     db = Database.from_settings(settings)
     db.upgrade()
-    server = _serve(args, settings, db, identity, secret)
+    server = _serve(args, settings, db, secret)
     try:
         wait_forever()
     finally:
@@ -73,7 +73,27 @@ def _arrive_next(practice_url: str, flagged: set[str], today: str) -> str | None
     return None
 
 
-def serve_demo(args: argparse.Namespace, identity: IdentityProvider, secret: bytes) -> int:
+def _demo_clinician(db: Database, ods: str) -> tuple[str, str]:
+    """A clinician account for the demo practice, with a fresh random password."""
+    from healthy_homes.accounts.users import add_user
+    from healthy_homes.clock import SystemClock
+    from healthy_homes.web.access import Role
+
+    username, password = "demo.clinician", secrets.token_urlsafe(12)
+    with db.session() as session:
+        add_user(
+            session,
+            username=username,
+            display_name="Dr A Demo",
+            role=Role.CLINICIAN,
+            organisation=ods,
+            password=password,
+            now=SystemClock().now(),
+        )
+    return username, password
+
+
+def serve_demo(args: argparse.Namespace, secret: bytes) -> int:
     """A synthetic practice, one connector run, the pop-up, and arrivals on Enter."""
     from healthy_homes.connector.run import run_once
     from healthy_homes.demo.scenario import Demo
@@ -86,7 +106,9 @@ def serve_demo(args: argparse.Namespace, identity: IdentityProvider, secret: byt
         report = asyncio.run(run_once(demo.settings, demo.db, demo.clock))
         flagged = {p for run in report.practices if run.flags for p in run.flags.raised}
         args.practice = None
-        server = _serve(args, demo.settings, demo.db, identity, secret)
+        server = _serve(args, demo.settings, demo.db, secret)
+        username, password = _demo_clinician(demo.db, demo.settings.practices[0].ods_code)
+        print(f"Sign in as {username} with password {password}")
         print(f"Practice FHIR server: {demo.practice_url}; {len(flagged)} patients flagged.")
         try:
             while True:

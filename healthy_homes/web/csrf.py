@@ -4,8 +4,9 @@ A random value lives in an HttpOnly, SameSite=Strict cookie; the page carries
 HMAC(secret, value) in a ``<meta>`` tag and scripts send it back in ``X-CSRF-Token``.
 A forged cross-site request can neither read the page's token nor compute one for the
 victim's cookie. The ``Origin`` and ``Sec-Fetch-Site`` headers, when the browser sends
-them, must also say same-origin. When real sign-in sessions arrive (issue 7), the cookie
-value is replaced by the session id and nothing else changes.
+them, must also say same-origin. Plain HTML forms (no JavaScript) send the token as a
+``csrf_token`` field instead; :class:`FormCsrfToken` moves it into the header, so one
+middleware checks every app's every state-changing request.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import json
 import re
 import secrets
 from http.cookies import SimpleCookie
+from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COOKIE = "hh_csrf"
@@ -26,6 +29,8 @@ HEADER = "x-csrf-token"
 TOKEN_KEY = "csrf_token"  # noqa: S105 - a scope key, not a secret
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _COOKIE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+MAX_FORM = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def sign(secret: bytes, value: str) -> str:
@@ -107,3 +112,62 @@ async def _refuse(send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _null_origin(name: bytes, value: bytes, headers: dict[bytes, bytes]) -> bool:
+    """An ``Origin: null`` that the browser itself says is same-origin.
+
+    Under the shared ``Referrer-Policy: no-referrer`` a browser sends ``Origin: null``
+    on a form navigation (Fetch standard, "serializing a request origin"). The browser
+    also sends ``Sec-Fetch-Site``, which pages cannot forge; when that says
+    same-origin, the null Origin is dropped and the CSRF middleware still checks both
+    the signed token and ``Sec-Fetch-Site``.
+    """
+    return (
+        name == b"origin" and value == b"null" and headers.get(b"sec-fetch-site") == b"same-origin"
+    )
+
+
+class FormCsrfToken:
+    """ASGI middleware: a form post's ``csrf_token`` field becomes the CSRF header.
+
+    It goes outside :class:`CsrfMiddleware`, which still does all the checking (the
+    signed token against the cookie, and same origin).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if not content_type.startswith(FORM_TYPE) or HEADER.encode() in headers:
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_FORM:
+                await Response("form too large", 413).__call__(scope, receive, send)
+                return
+        token = parse_qs(body.decode("utf-8", "replace")).get("csrf_token", [""])[0]
+        kept = [(k, v) for k, v in scope["headers"] if not _null_origin(k, v, headers)]
+        scope = {**scope, "headers": [*kept, (HEADER.encode(), token.encode())]}
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,10 +1,11 @@
-"""Who the signed-in clinician is.
+"""Who the signed-in clinician is, for pages that record a person's decisions.
 
-Real sign-in is issue 7's job. Until then the identity comes from configuration (one
-clinician per pop-up, e.g. on a consulting-room PC) or from headers set by the
-practice's authenticating reverse proxy, trusted only from the proxy's addresses.
-Pages depend on :class:`IdentityProvider` alone, so a session-backed provider can be
-dropped in later without touching them.
+Pages depend on :class:`IdentityProvider` alone. The provider every app uses is
+:class:`healthy_homes.web.access.SessionIdentity` (the signed-in session's user).
+:class:`ProxyHeaderIdentity` reads the header an authenticating reverse proxy sets,
+trusted only from the proxy's addresses; it is used only when a deployment configures
+a trusted proxy, and then only to name a user who must exist in our user table
+(see ``AccessControl.trusted_proxy``).
 """
 
 from __future__ import annotations
@@ -51,17 +52,6 @@ def _clean(value: str | None) -> str | None:
         return None
     value = " ".join(value.split())
     return value[:MAX_LENGTH] or None
-
-
-class ConfiguredIdentity:
-    """One fixed clinician, from configuration or the command line."""
-
-    def __init__(self, clinician: Clinician) -> None:
-        self.clinician = clinician
-
-    def identify(self, request: Request) -> Clinician | None:
-        """Always the configured clinician."""
-        return self.clinician
 
 
 class ProxyHeaderIdentity:

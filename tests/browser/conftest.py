@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,6 +87,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PopupWorld]:
         yield built
     finally:
         built.stop()
+
+
+def sign_in_form(driver: Any, base_url: str, username: str, password: str) -> None:
+    """Sign in through an app's sign-in page, as a person would, from a clean slate."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.delete_all_cookies()
+    driver.get(base_url + "/sign-in")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "sign-in").click()
+    WebDriverWait(driver, 10).until(lambda d: "/sign-in" not in d.current_url)
 
 
 @pytest.fixture(scope="session")

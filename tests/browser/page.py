@@ -20,8 +20,14 @@ class PopupPage:
         self.url = url
 
     def open(self) -> PopupPage:
-        """Load the page and wait until its event stream has its snapshot."""
+        """Load the page (signing in first if asked to) and wait for its stream's snapshot."""
         self.driver.get(self.url + "/")
+        if "/sign-in" in self.driver.current_url:
+            from tests.browser.conftest import sign_in_form
+            from tests.web.world import CLINICIAN, PASSWORD
+
+            sign_in_form(self.driver, self.url, CLINICIAN.user_id, PASSWORD)
+            self.driver.get(self.url + "/")
         self.wait(lambda d: d.execute_script("return document.body.dataset.stream") == "ready")
         # A marker that a reload would wipe: the prompt must arrive without one.
         self.driver.execute_script("window.__loadedOnce = true;")

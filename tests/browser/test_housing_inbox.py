@@ -16,9 +16,17 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.conftest import _missing, require
+from tests.browser.conftest import _missing, require, sign_in_form
 from tests.browser.test_page_quality import A11Y_CHECK
-from tests.housing.world import OFFICERS, PASSWORD, Inbox, dataset, referral, start_inbox
+from tests.housing.world import (
+    MANAGERS,
+    OFFICERS,
+    PASSWORD,
+    Inbox,
+    dataset,
+    referral,
+    start_inbox,
+)
 
 pytestmark = pytest.mark.e2e
 WAIT = 10
@@ -35,13 +43,9 @@ def inbox(tmp_path: Path) -> Iterator[Inbox]:
         running.stop()
 
 
-def sign_in(driver: Any, inbox: Inbox, team: str) -> None:
-    """Sign in through the form as the team's officer."""
-    driver.delete_all_cookies()
-    driver.get(inbox.url + "/login")
-    driver.find_element(By.ID, "username").send_keys(OFFICERS[team])
-    driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "sign-in").click()
+def sign_in(driver: Any, inbox: Inbox, team: str, *, manager: bool = False) -> None:
+    """Sign in through the form as the team's officer (or manager)."""
+    sign_in_form(driver, inbox.url, (MANAGERS if manager else OFFICERS)[team], PASSWORD)
     WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.ID, "team-name"))
 
 
@@ -151,7 +155,7 @@ def test_an_officer_never_sees_or_opens_another_team_s_referral(browser: Any, in
 def test_pages_run_under_the_strict_csp_without_console_errors(browser: Any, inbox: Inbox) -> None:
     inbox.send("north", referral("csp-1", dataset(46)))
     browser.get_log("browser")  # drop earlier entries
-    sign_in(browser, inbox, "north")
+    sign_in(browser, inbox, "north", manager=True)
     browser.find_element(By.CSS_SELECTOR, "#queue tbody a").click()
     WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.ID, "accept"))
     browser.get(inbox.url + "/capacity")
@@ -167,9 +171,9 @@ def test_every_inbox_page_passes_the_basic_accessibility_checks(
     task = inbox.task("north", "a11y-1")
     driver = browser
     driver.delete_all_cookies()
-    driver.get(inbox.url + "/login")
-    assert driver.execute_script(A11Y_CHECK) == [], "login"
-    sign_in(driver, inbox, "north")
+    driver.get(inbox.url + "/sign-in")
+    assert driver.execute_script(A11Y_CHECK) == [], "sign-in"
+    sign_in(driver, inbox, "north", manager=True)
     for path in ("/", f"/referrals/{task['id']}", "/capacity"):
         driver.get(inbox.url + path)
         assert driver.execute_script(A11Y_CHECK) == [], path

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from healthy_homes.accounts.users import add_user
 from healthy_homes.cli import main
 from healthy_homes.clock import FixedClock
 from healthy_homes.connector.delivery import outbox
@@ -17,7 +18,7 @@ from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.connector.scheduler import add_delivery_job
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import Referral, ReferralStatus
-from healthy_homes.web.identity import Clinician, ConfiguredIdentity
+from healthy_homes.web.access import Role
 from tests.delivery.helpers import alerts, states
 from tests.delivery.seed import enqueue, fast_config
 
@@ -65,10 +66,27 @@ def test_cli_lists_shows_retries_and_cancels(db: Database, fast_dir, capsys) -> 
 async def test_outbox_page_retries_and_cancels_with_csrf(db: Database) -> None:
     clock = FixedClock(NOW)
     ids = _dead(db, clock, 2)
-    identity = ConfiguredIdentity(Clinician("ops1", "Olive Operator"))
-    app = create_outbox_app(db, clock, identity=identity, csrf_secret=SECRET)
+    with db.session() as session:
+        practice = session.get(Referral, ids[0])
+        assert practice is not None
+        add_user(
+            session,
+            username="ops1",
+            display_name="Olive Operator",
+            role=Role.PRACTICE_ADMIN,
+            organisation=practice.practice_ods,
+            password="correct horse battery staple",
+            now=NOW,
+        )
+    app = create_outbox_app(db, clock, csrf_secret=SECRET)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        form = await client.get("/sign-in")
+        found = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert found is not None
+        fields = {"username": "ops1", "password": "correct horse battery staple"}
+        signed = await client.post("/sign-in", data={**fields, "csrf_token": found.group(1)})
+        assert signed.status_code == 303
         page = await client.get("/referrals/outbox")
         assert page.status_code == 200
         assert all(i in page.text for i in ids) and "Test0" not in page.text

@@ -7,15 +7,18 @@ import re
 import httpx
 from sqlmodel import select
 
-from healthy_homes.housing.passwords import hash_password, verify_password
-from healthy_homes.store.models import HousingReferral, HousingSession
-from tests.housing.world import OFFICERS, PASSWORD, Inbox, dataset, referral
+from healthy_homes.accounts.passwords import hash_password, verify_password
+from healthy_homes.store.access_models import UserSession
+from healthy_homes.store.models import HousingReferral
+from tests.housing.world import MANAGERS, OFFICERS, PASSWORD, Inbox, dataset, referral
 
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def _browser(inbox: Inbox) -> httpx.Client:
-    return httpx.Client(base_url=inbox.url, timeout=10, follow_redirects=False)
+    # Accept: text/html as a browser navigating sends, so refusals redirect to sign-in.
+    headers = {"Accept": "text/html"}
+    return httpx.Client(base_url=inbox.url, timeout=10, follow_redirects=False, headers=headers)
 
 
 def _token(page: httpx.Response) -> str:
@@ -24,11 +27,12 @@ def _token(page: httpx.Response) -> str:
     return found.group(1)
 
 
-def _sign_in(inbox: Inbox, team: str) -> tuple[httpx.Client, str]:
+def _sign_in(inbox: Inbox, team: str, *, manager: bool = False) -> tuple[httpx.Client, str]:
     client = _browser(inbox)
-    token = _token(client.get("/login"))
+    token = _token(client.get("/sign-in"))
+    username = (MANAGERS if manager else OFFICERS)[team]
     done = client.post(
-        "/login", data={"username": OFFICERS[team], "password": PASSWORD, "csrf_token": token}
+        "/sign-in", data={"username": username, "password": PASSWORD, "csrf_token": token}
     )
     assert done.status_code == 303 and done.headers["location"] == "/"
     return client, _token(client.get("/"))
@@ -52,29 +56,29 @@ def test_sign_in_sets_a_strict_http_only_session_cookie_stored_only_as_a_hash(
     inbox: Inbox,
 ) -> None:
     client = _browser(inbox)
-    token = _token(client.get("/login"))
+    token = _token(client.get("/sign-in"))
     wrong = client.post(
-        "/login", data={"username": "olive.north", "password": "nope", "csrf_token": token}
+        "/sign-in", data={"username": "olive.north", "password": "nope", "csrf_token": token}
     )
     assert wrong.status_code == 400 and "username or password is not right" in wrong.text
     done = client.post(
-        "/login", data={"username": "olive.north", "password": PASSWORD, "csrf_token": token}
+        "/sign-in", data={"username": "olive.north", "password": PASSWORD, "csrf_token": token}
     )
     cookie = done.headers["set-cookie"]
     assert cookie.startswith("hh_housing_session=")
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     value = client.cookies["hh_housing_session"]
     with inbox.db.session() as session:
-        ids = [s.id for s in session.exec(select(HousingSession)).all()]
+        ids = [s.id for s in session.exec(select(UserSession)).all()]
     assert len(ids) == 1 and value not in ids  # only its SHA-256 is kept
 
 
 def test_no_session_means_no_page_and_no_action(inbox: Inbox) -> None:
     row = _received(inbox, "north", "ref-10", 10)
     client = _browser(inbox)
-    assert client.get("/").headers["location"] == "/login"
-    assert client.get(f"/referrals/{row.id}").headers["location"] == "/login"
-    token = _token(client.get("/login"))  # a valid CSRF token, but nobody signed in
+    assert client.get("/").headers["location"] == "/sign-in?next=%2F"
+    assert client.get(f"/referrals/{row.id}").headers["location"].startswith("/sign-in?next=")
+    token = _token(client.get("/sign-in"))  # a valid CSRF token, but nobody signed in
     refused = client.post(f"/referrals/{row.id}/accept", data={"csrf_token": token})
     assert refused.status_code == 401
     assert inbox.task("north", "ref-10")["status"] == "received"

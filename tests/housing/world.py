@@ -24,10 +24,13 @@ from healthy_homes.referrals.dataset import (
 from healthy_homes.serving import ServerThread
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import ConsentDecision, ConsentRecord
+from healthy_homes.web.access import Role
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
 PASSWORD = "correct horse battery staple"
 OFFICERS = {"north": "olive.north", "south": "sam.south"}
+#: Each team's manager, who may also change the team's capacity.
+MANAGERS = {"north": "mo.north", "south": "max.south"}
 
 
 @dataclass
@@ -80,7 +83,7 @@ class Inbox:
 
 
 def start_inbox(tmp: Path) -> Inbox:
-    """A fresh database with teams 'north' and 'south', one officer each, served."""
+    """A fresh database with teams 'north' and 'south', an officer and a manager each, served."""
     db = Database(f"sqlite:///{tmp / 'housing.db'}")
     db.upgrade()
     clock = FixedClock(START)
@@ -92,6 +95,9 @@ def start_inbox(tmp: Path) -> Inbox:
         for team, user in OFFICERS.items():
             name = " ".join(p.title() for p in user.split("."))
             add_user(session, team, user, name, PASSWORD, START)
+        for team, user in MANAGERS.items():
+            name = " ".join(p.title() for p in user.split("."))
+            add_user(session, team, user, name, PASSWORD, START, role=Role.HOUSING_MANAGER)
     app = create_housing_app(db=db, csrf_secret=secrets.token_bytes(32), clock=clock)
     server = ServerThread(app)
     server.start()

@@ -34,7 +34,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PopupWorld]:
     built = build_world(tmp_path_factory.mktemp("popup-server"))
-    # Signed in by the practice's reverse proxy (loopback here), as in production.
+    # Signed in by the practice's trusted reverse proxy (loopback here): it names a
+    # user who must exist here, and our table gives the role.
+    built.add_user("u42", "Dr Pat Proxy")
     built.start_popup(ProxyHeaderIdentity())
     try:
         yield built
@@ -75,8 +77,12 @@ def _arrived_flag(world: PopupWorld) -> tuple[str, str]:
 
 def test_nobody_signed_in_gets_401(world: PopupWorld) -> None:
     page = httpx.get(world.url + "/")
-    assert page.status_code == 401 and "not signed in" in page.text
+    assert page.status_code == 401 and "Sign in" in page.text
     assert httpx.get(world.url + "/events").status_code == 401
+    browser = httpx.get(world.url + "/", headers={"Accept": "text/html"})
+    assert browser.status_code == 303 and browser.headers["location"] == "/sign-in?next=%2F"
+    unknown = {"X-Remote-User": "nobody-here", "X-Remote-User-Name": "Dr No"}
+    assert httpx.get(world.url + "/", headers=unknown).status_code == 401  # not a user here
 
 
 def test_actions_without_the_csrf_token_are_refused(
@@ -234,7 +240,7 @@ def test_the_practice_server_going_away_is_reported(
     try:
         built.practice.stop()
         with (
-            httpx.Client(base_url=built.url, timeout=10) as http,
+            built.signed_in() as http,
             http.stream("GET", "/events") as response,
         ):
             events = _events(response.iter_lines())

@@ -8,6 +8,7 @@ practice record the way the practice's system would (FHIR create and update).
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlmodel import select
 
+from healthy_homes.accounts.users import add_user
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.models import (
     FlagRulesConfig,
@@ -31,12 +33,28 @@ from healthy_homes.mock_server.server import RunningMockServer, build_server
 from healthy_homes.serving import ServerThread
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import FlagRecord, FlagStatus
-from healthy_homes.web.identity import Clinician, ConfiguredIdentity, IdentityProvider
+from healthy_homes.web.access import Role
+from healthy_homes.web.identity import Clinician, ProxyHeaderIdentity
 
 PRACTICE = "A12345"
 LONDON = ZoneInfo("Europe/London")
 CLINICIAN = Clinician("dr.test", "Dr Tess Tester (GP)")
+PASSWORD = "correct horse battery staple"
 SECRET = b"test-secret-not-for-production-0123456789"
+_FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def sign_in(http: httpx.Client, username: str = CLINICIAN.user_id) -> None:
+    """Sign ``http`` in through the sign-in form, as a browser does (cookies kept)."""
+    form = http.get("/sign-in")
+    found = _FORM_TOKEN.search(form.text)
+    assert found is not None, "the sign-in form carries a CSRF token"
+    done = http.post(
+        "/sign-in",
+        data={"username": username, "password": PASSWORD, "csrf_token": found.group(1)},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
 
 
 @dataclass
@@ -57,9 +75,30 @@ class PopupWorld:
         assert self.popup is not None
         return self.popup.url
 
+    def add_user(
+        self, username: str, display_name: str, role: Role = Role.CLINICIAN, org: str = PRACTICE
+    ) -> None:
+        """An account that can sign in (password ``PASSWORD``)."""
+        with self.db.session() as session:
+            add_user(
+                session,
+                username=username,
+                display_name=display_name,
+                role=role,
+                organisation=org,
+                password=PASSWORD,
+                now=SystemClock().now(),
+            )
+
+    def signed_in(self, username: str = CLINICIAN.user_id) -> httpx.Client:
+        """A client on the pop-up, signed in as ``username``."""
+        http = httpx.Client(base_url=self.url, timeout=10)
+        sign_in(http, username)
+        return http
+
     def start_popup(
         self,
-        identity: IdentityProvider | None = None,
+        trusted_proxy: ProxyHeaderIdentity | None = None,
         *,
         assets_dir: Path | None = None,
         poll_seconds: float = 0.2,
@@ -71,9 +110,9 @@ class PopupWorld:
         app = create_popup_app(
             config,
             db=self.db,
-            identity=identity or ConfiguredIdentity(CLINICIAN),
             csrf_secret=SECRET,
             assets_dir=assets_dir,
+            trusted_proxy=trusted_proxy,
         )
         self.popup = ServerThread(app)
         return self.popup.start()
@@ -182,6 +221,7 @@ def build_world(tmp: Path, *, patients: int = 300, seed: int = 7) -> PopupWorld:
         ],
     )
     world = PopupWorld(practice, housing, db, settings)
+    world.add_user(CLINICIAN.user_id, CLINICIAN.display_name)
     asyncio.run(run_once(settings, db, SystemClock()))
     with db.session() as session:
         raised = session.exec(

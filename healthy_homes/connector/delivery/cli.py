@@ -136,12 +136,16 @@ def _web(args: argparse.Namespace) -> int:
     # Imported here: only this command needs the web stack.
     from healthy_homes.connector.delivery.pages import create_outbox_app
     from healthy_homes.serving import ServerThread
-    from healthy_homes.web.cli import csrf_secret, identity_from, wait_forever
+    from healthy_homes.web.cli import csrf_secret, trusted_proxy_from, wait_forever
 
     settings = resolve_settings(args.config)
     db = _db(settings)
     app = create_outbox_app(
-        db, SystemClock(), identity=identity_from(args), csrf_secret=csrf_secret()
+        db,
+        SystemClock(),
+        csrf_secret=csrf_secret(),
+        secure_cookies=args.secure_cookies,
+        trusted_proxy=trusted_proxy_from(args),
     )
     server = ServerThread(app, args.host, args.port)
     print(f"Referral outbox page: {server.start()}/referrals/outbox", flush=True)
@@ -202,18 +206,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "web",
         help="serve the operator's outbox page (retry or cancel dead letters)",
         description="A page listing dead-lettered (and other) referrals by id, with retry "
-        "and cancel. Sign-in as for the pop-up: --clinician for a fixed operator, else "
-        "the trusted reverse proxy's header.",
+        "and cancel, for the practice's admins (sign in at /sign-in; add them with "
+        "'healthy-homes users add --role practice-admin').",
     )
     add_config_argument(web)
     web.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     web.add_argument("--port", type=int, default=8090, help="port (8090; 0 picks a free one)")
-    web.add_argument("--clinician", help="serve as this fixed operator (no proxy sign-in)")
-    web.add_argument("--practitioner", default=None, help=argparse.SUPPRESS)
-    web.add_argument(
-        "--identity-header", default="X-Remote-User", help="user header the proxy sets"
-    )
-    web.add_argument(
-        "--trusted-proxy", action="append", metavar="CIDR", help="proxy address (repeatable)"
-    )
+    from healthy_homes.web.cli import add_sign_in_arguments
+
+    add_sign_in_arguments(web)
     web.set_defaults(handler=_web)

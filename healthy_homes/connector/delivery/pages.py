@@ -1,8 +1,10 @@
 """The operator's outbox page: see stuck and dead-lettered referrals, retry or cancel them.
 
-Built on ``healthy_homes.web`` (NHS layout, CSP, CSRF). Rows show ids, states,
-attempts and operational errors only, never the referral's dataset. The forms post
-through ``outbox.js``, which adds the page's CSRF token as the middleware expects.
+Built on ``healthy_homes.web`` (NHS layout, CSP, CSRF, sign-in). Only a practice admin
+may use it, and sees and acts on their own practice's referrals only (another
+practice's referral id is 404). Rows show ids, states, attempts and operational errors
+only, never the referral's dataset. The forms post through ``outbox.js``, which adds the
+page's CSRF token as the middleware expects.
 """
 
 from __future__ import annotations
@@ -10,44 +12,52 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from healthy_homes.accounts import SessionPolicy, access_control
 from healthy_homes.clock import Clock
 from healthy_homes.connector.delivery import outbox
 from healthy_homes.errors import ReferralError
 from healthy_homes.store.db import Database
-from healthy_homes.store.models import OutboxState
+from healthy_homes.store.models import OutboxState, Referral
+from healthy_homes.web.access import PRACTICE_ROLES, Principal, Role, require_role
 from healthy_homes.web.app import create_web_app
-from healthy_homes.web.identity import IdentityProvider
+from healthy_homes.web.identity import ProxyHeaderIdentity
+from healthy_homes.web.signin import install_sign_in
 from healthy_homes.web.templating import make_environment, render
 
 PREFIX = "/referrals/outbox"
 STATIC = Path(__file__).with_name("static")
 SHOWN_STATES = [s.value for s in OutboxState]
+ADMIN = Depends(require_role(Role.PRACTICE_ADMIN))
 
 
-def outbox_router(db: Database, clock: Clock, identity: IdentityProvider) -> APIRouter:
-    """Routes under ``/referrals/outbox``: the list, retry and cancel."""
+def outbox_router(db: Database, clock: Clock) -> APIRouter:
+    """Routes under ``/referrals/outbox``: the list, retry and cancel (practice admins)."""
     env = make_environment(["healthy_homes.connector.delivery"])
     router = APIRouter(prefix=PREFIX)
 
-    def operator(request: Request) -> str:
-        person = identity.identify(request)
-        if person is None:
-            raise HTTPException(status_code=403, detail="not signed in")
-        return person.recorded_as
+    def operator(admin: Principal, referral_id: str) -> str:
+        with db.session() as session:
+            referral = session.get(Referral, referral_id)
+        # Another practice's referral is answered exactly like one that does not exist.
+        if referral is None or referral.practice_ods != admin.organisation:
+            raise HTTPException(status_code=404, detail="no such referral")
+        return admin.recorded_as
 
     @router.get("", response_class=HTMLResponse)
-    def page(request: Request, state: str = OutboxState.DEAD.value) -> Response:
-        user = identity.identify(request)
-        if user is None:
-            signed_out = {"signedOut": True}
-            return render(env, request, "delivery/outbox.html", signed_out, status_code=403)
+    def page(
+        request: Request, state: str = OutboxState.DEAD.value, user: Principal = ADMIN
+    ) -> Response:
         chosen = state if state in SHOWN_STATES else OutboxState.DEAD.value
-        rows = outbox.listing(db, state=chosen, limit=200)
+        rows = [
+            (entry, referral)
+            for entry, referral in outbox.listing(db, state=chosen, limit=200)
+            if referral is not None and referral.practice_ods == user.organisation
+        ]
         return render(
             env,
             request,
@@ -64,8 +74,8 @@ def outbox_router(db: Database, clock: Clock, identity: IdentityProvider) -> API
         )
 
     @router.post("/{referral_id}/retry")
-    def retry(request: Request, referral_id: str) -> Response:
-        operator(request)
+    def retry(referral_id: str, admin: Principal = ADMIN) -> Response:
+        operator(admin, referral_id)
         try:
             outbox.retry(db, referral_id, clock)
         except ReferralError as exc:
@@ -73,8 +83,8 @@ def outbox_router(db: Database, clock: Clock, identity: IdentityProvider) -> API
         return RedirectResponse(f"{PREFIX}?state=dead", status_code=303)
 
     @router.post("/{referral_id}/cancel")
-    async def cancel(request: Request, referral_id: str) -> Response:
-        who = operator(request)
+    async def cancel(request: Request, referral_id: str, admin: Principal = ADMIN) -> Response:
+        who = operator(admin, referral_id)
         # URL-encoded form parsed here: no multipart parser needed for one field.
         fields = parse_qs((await request.body()).decode(errors="replace")[:4096])
         text = " ".join(" ".join(fields.get("reason", [])).split())[:300]
@@ -93,18 +103,33 @@ def create_outbox_app(
     db: Database,
     clock: Clock,
     *,
-    identity: IdentityProvider,
     csrf_secret: bytes,
     assets_dir: Path | None = None,
+    secure_cookies: bool = False,
+    session_policy: SessionPolicy | None = None,
+    trusted_proxy: ProxyHeaderIdentity | None = None,
 ) -> FastAPI:
-    """A small app for operators: the outbox page on the shared web set-up."""
+    """A small app for practice admins: the outbox page on the shared web set-up."""
     app = create_web_app(
         title="Healthy Homes referral outbox", csrf_secret=csrf_secret, assets_dir=assets_dir
     )
+    access = access_control(
+        db,
+        clock,
+        app_name="admin",
+        roles=PRACTICE_ROLES,
+        home=PREFIX,
+        secure_cookies=secure_cookies,
+        session_policy=session_policy,
+        trusted_proxy=trusted_proxy,
+    )
+    install_sign_in(
+        app, access, make_environment(["healthy_homes.connector.delivery"]), title="Healthy Homes"
+    )
     app.mount("/static/delivery", StaticFiles(directory=STATIC), name="delivery-static")
-    app.include_router(outbox_router(db, clock, identity))
+    app.include_router(outbox_router(db, clock))
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False, dependencies=[ADMIN])
     def home() -> Response:
         return RedirectResponse(PREFIX, status_code=303)
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from healthy_homes.consent.wording import consent_wording
 from healthy_homes.errors import ConsentError, RoutingError
 from healthy_homes.flags.popup.forms import ConsentIn, DeclineIn, NotAppropriateIn, PreviewIn
 from healthy_homes.flags.popup.state import actions_of, clinician_of, state_of
 from healthy_homes.referrals.routing import RouteOutcome, Routing
+from healthy_homes.web.access import Role, require_role
 
-router = APIRouter(prefix="/api/flags/{flag_id}", include_in_schema=False)
+router = APIRouter(
+    prefix="/api/flags/{flag_id}",
+    include_in_schema=False,
+    dependencies=[Depends(require_role(Role.CLINICIAN))],
+)
 
 
 @router.post("/shown")

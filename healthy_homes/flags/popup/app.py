@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
+from healthy_homes.accounts import SessionPolicy, access_control
 from healthy_homes.clock import Clock, SystemClock
 from healthy_homes.config.models import (
     AuthConfig,
@@ -25,8 +26,10 @@ from healthy_homes.flags.popup.routes import install_routes
 from healthy_homes.flags.popup.state import PopupConfig, PopupState
 from healthy_homes.flags.popup.watcher import PromptWatcher
 from healthy_homes.store.db import Database
+from healthy_homes.web.access import PRACTICE_ROLES, SessionIdentity
 from healthy_homes.web.app import create_web_app
-from healthy_homes.web.identity import IdentityProvider
+from healthy_homes.web.identity import ProxyHeaderIdentity
+from healthy_homes.web.signin import install_sign_in
 from healthy_homes.web.templating import make_environment
 
 STATIC = Path(__file__).with_name("static")
@@ -61,20 +64,36 @@ def create_popup_app(
     config: PopupConfig,
     *,
     db: Database,
-    identity: IdentityProvider,
     csrf_secret: bytes,
     clock: Clock | None = None,
     assets_dir: Path | None = None,
     transport_for: TransportFor | None = None,
+    secure_cookies: bool = False,
+    session_policy: SessionPolicy | None = None,
+    trusted_proxy: ProxyHeaderIdentity | None = None,
 ) -> FastAPI:
-    """The pop-up page app for one practice (serve it with uvicorn or ServerThread)."""
+    """The pop-up page app for one practice (serve it with uvicorn or ServerThread).
+
+    Only the practice's own clinicians sign in to it (``/sign-in``); the person recorded
+    as acting is always the signed-in user.
+    """
     clock = clock or SystemClock()
     transports = transport_for or (lambda _url: None)
     state = PopupState(
         config=config,
-        identity=identity,
+        identity=SessionIdentity(),
         env=make_environment(["healthy_homes.flags.popup"]),
         board=PromptBoard(),
+    )
+    access = access_control(
+        db,
+        clock,
+        app_name="popup",
+        roles=PRACTICE_ROLES,
+        organisation=config.practice.ods_code,
+        secure_cookies=secure_cookies,
+        session_policy=session_policy,
+        trusted_proxy=trusted_proxy,
     )
 
     @contextlib.asynccontextmanager
@@ -141,6 +160,7 @@ def create_popup_app(
         lifespan=lifespan,
     )
     app.state.popup = state
+    install_sign_in(app, access, state.env, title="Healthy Homes prompts")
     app.mount("/static/popup", StaticFiles(directory=STATIC), name="popup-static")
     install_routes(app)
     return app

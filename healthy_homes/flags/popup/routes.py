@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -14,6 +14,7 @@ from healthy_homes.flags.popup import api, referrals
 from healthy_homes.flags.popup.forms import form_items
 from healthy_homes.flags.popup.state import NotSignedIn, actions_of, clinician_of, state_of
 from healthy_homes.web import sse
+from healthy_homes.web.access import Role, require_role
 from healthy_homes.web.templating import render
 
 
@@ -81,8 +82,11 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
 
 def install_routes(app: FastAPI) -> None:
     """Add the page, the stream and the action endpoints."""
-    app.add_api_route("/", page, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/events", events, methods=["GET"], include_in_schema=False)
+    clinician = [Depends(require_role(Role.CLINICIAN))]
+    app.add_api_route("/", page, methods=["GET"], include_in_schema=False, dependencies=clinician)
+    app.add_api_route(
+        "/events", events, methods=["GET"], include_in_schema=False, dependencies=clinician
+    )
     app.include_router(api.router)
     app.include_router(referrals.router)
     app.add_exception_handler(NotSignedIn, _not_signed_in)
