@@ -22,6 +22,7 @@ AREAS = (
     "healthy_homes.store.cli",
     "healthy_homes.connector.cli",
     "healthy_homes.connector.delivery.cli",
+    "healthy_homes.ops.cli",
     "healthy_homes.mock_server.cli",
     "healthy_homes.demo.cli",
     "healthy_homes.keys.cli",

@@ -17,6 +17,7 @@ from healthy_homes.connector.run import run_once
 from healthy_homes.connector.scheduler import serve
 from healthy_homes.connector.service import ConnectorService
 from healthy_homes.errors import ConfigError
+from healthy_homes.ops.endpoint import ops_endpoint
 from healthy_homes.store.db import Database
 
 
@@ -79,8 +80,14 @@ async def _serve_until_signal(settings: Settings, db: Database) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with ConnectorService(settings, db, SystemClock()) as service:
-        print(f"serving {len(settings.practices)} practice(s); Ctrl-C or SIGTERM stops", flush=True)
-        await serve(service, stop)
+        with ops_endpoint(service) as ops_url:
+            print(
+                f"serving {len(settings.practices)} practice(s); Ctrl-C or SIGTERM stops",
+                flush=True,
+            )
+            if ops_url:
+                print(f"operations endpoint: {ops_url}/healthz /readyz /metrics", flush=True)
+            await serve(service, stop, grace=settings.ops.shutdown_grace_seconds)
     print("stopped", flush=True)
 
 

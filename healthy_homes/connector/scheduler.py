@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,11 +27,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from healthy_homes.connector.closed_loop import ClosedLoop, add_loop_job, add_recall_job
 from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.connector.service import ConnectorService
+from healthy_homes.ops.shutdown import release_leases
 from healthy_homes.retention.schedule import add_purge_job
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 30.0
+#: After the grace period, how long a cancelled job may take to unwind.
+CANCEL_WAIT = 1.0
 
 
 def job_options() -> dict[str, Any]:
@@ -38,14 +42,17 @@ def job_options() -> dict[str, Any]:
     return {"max_instances": 1, "coalesce": True, "misfire_grace_time": 300}
 
 
-def add_delivery_job(scheduler: AsyncIOScheduler, worker: DeliveryWorker) -> None:
+def add_delivery_job(
+    scheduler: AsyncIOScheduler, worker: DeliveryWorker, service: ConnectorService | None = None
+) -> None:
     """Deliver the referral outbox every ``interval_seconds`` (first at once).
 
     Each run drains what is due; the outbox lease, not this job, keeps several
-    connector processes from sending the same referral at once.
+    connector processes from sending the same referral at once. With ``service``
+    each run counts as work in progress, so a shutdown waits for its sends.
     """
     scheduler.add_job(
-        worker.run_once,
+        worker.run_once if service is None else partial(service.tracked, worker.run_once),
         IntervalTrigger(seconds=worker.config.interval_seconds),
         id="referrals:deliver",
         name="referral delivery",
@@ -94,7 +101,7 @@ def build_scheduler(
             **job_options(),
         )
     if delivery is not None:
-        add_delivery_job(scheduler, delivery)
+        add_delivery_job(scheduler, delivery, service)
     if loop is not None:
         add_loop_job(scheduler, loop)
         add_recall_job(scheduler, loop)
@@ -113,7 +120,10 @@ async def drain(service: ConnectorService, grace: float = SHUTDOWN_GRACE) -> int
     for task in pending:
         task.cancel()
     if pending:
-        await asyncio.wait(pending)
+        # A job still waiting on its own work (a delivery run on its sends) is cut short too.
+        _, stuck = await asyncio.wait(pending, timeout=CANCEL_WAIT)
+        for task in stuck:
+            task.cancel()
     return len(pending)
 
 
@@ -141,14 +151,20 @@ async def serve(
     )
     scheduler = build_scheduler(service, delivery, loop)
     scheduler.start()
+    service.scheduler = scheduler
     log.info("connector serving %d practice(s)", len(service.contexts))
     try:
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)  # no new runs from here on
+        if delivery is not None:
+            delivery.closing = True  # sends in flight finish; nothing more is claimed
         cancelled = await drain(service, grace)
         if delivery is not None:
-            # A delivery cut short here is safe: its lease expires and it is sent again.
+            # Sends cut short go back to the outbox now rather than when their leases expire.
+            released = release_leases(service.db, delivery.owner, service.clock)
+            if released:
+                log.info("released %d unfinished delivery lease(s)", released)
             await delivery.aclose()
         if loop is not None:
             await loop.aclose()

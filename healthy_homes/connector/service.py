@@ -16,8 +16,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import PracticeConfig, Settings
@@ -79,6 +81,8 @@ class ConnectorService:
         self.broken: dict[str, str] = {}
         #: Runs in progress, so a shutdown can let them finish.
         self.active: set[asyncio.Task[object]] = set()
+        #: The scheduler while ``serve`` runs it (readiness asks whether it is running).
+        self.scheduler: AsyncIOScheduler | None = None
         self._slots = asyncio.Semaphore(settings.sync.max_concurrent_practices)
         for practice in settings.practices:
             transport = transport_for(practice.ods_code) if transport_for else None
@@ -110,6 +114,21 @@ class ConnectorService:
         for ctx in self.contexts.values():
             await ctx.client.aclose()
         self.guard.close()
+
+    async def tracked(self, job: Callable[[], Awaitable[object]]) -> None:
+        """Run a scheduled job as work in progress, so a shutdown waits for it or cuts it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.active.add(task)
+        try:
+            await job()
+        finally:
+            if task is not None:
+                self.active.discard(task)
+
+    def scheduler_running(self) -> bool:
+        """Whether ``serve``'s scheduler is up (for readiness)."""
+        return self.scheduler is not None and bool(self.scheduler.running)
 
     def timeout(self, practice: PracticeConfig) -> float:
         """Seconds one run of this practice may take."""
