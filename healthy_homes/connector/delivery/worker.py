@@ -86,6 +86,8 @@ class DeliveryWorker:
         self.policy = DeliveryPolicy(config, rng)
         self._make: TransportFactory = transports or (lambda s: transport_for(s, clock=clock))
         self._transports: dict[str, Transport] = {}
+        #: Set on shutdown: claim nothing more, finish what is in flight.
+        self.closing = False
 
     def _transport(self, service: HousingServiceConfig) -> Transport:
         if service.id not in self._transports:
@@ -120,7 +122,7 @@ class DeliveryWorker:
         limit = self.config.concurrency
         try:
             while True:
-                stopping = stop is not None and stop.is_set()
+                stopping = self.closing or (stop is not None and stop.is_set())
                 free = limit - len(running)
                 # Refill when half the slots are free, so claims come in batches.
                 if not stopping and (not running or free >= max(1, limit // 2)):
