@@ -138,12 +138,25 @@ def _cds_hooks(world: AccessWorld) -> Built:
     return Built(create_app(service), None, {"service_id": "healthy-homes-patient-view"})
 
 
+METRICS_TOKEN = "scraper-token-0123456789"
+
+
+def _ops(world: AccessWorld) -> Built:
+    from healthy_homes.config.ops import OpsConfig
+    from healthy_homes.ops.app import create_ops_app
+
+    config = OpsConfig(metrics_token=METRICS_TOKEN)  # type: ignore[arg-type]
+    app = create_ops_app(world.db, config, world.clock, scheduler_running=lambda: True)
+    return Built(app, None)
+
+
 #: The one list: every app factory the product serves, by the factory's qualified name.
 FACTORIES: dict[str, Callable[[AccessWorld], Built]] = {
     "healthy_homes.flags.popup.app.create_popup_app": _popup,
     "healthy_homes.connector.delivery.pages.create_outbox_app": _outbox,
     "healthy_homes.housing.app.create_housing_app": _housing,
     "healthy_homes.flags.cds_hooks.app.create_app": _cds_hooks,
+    "healthy_homes.ops.app.create_ops_app": _ops,
 }
 
 #: Factories that are not apps we serve to people or EHRs, and why.

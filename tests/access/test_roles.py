@@ -69,6 +69,7 @@ def _as(world: AccessWorld, client: TestClient, username: str, method: str, path
 # (app, method, path) -> the users allowed; everyone else in USERS must be refused.
 MATRIX = [
     (POPUP, "GET", "/", {"clinician"}),
+    (POPUP, "GET", "/referrals", {"clinician"}),
     (POPUP, "GET", "/events", set()),  # a stream: checked for refusals only (below)
     (POPUP, "POST", "/api/flags/no-such-flag/shown", {"clinician"}),
     (OUTBOX, "GET", "/referrals/outbox", {"admin"}),
@@ -109,6 +110,7 @@ def test_role_matrix(
 def test_allowed_pages_really_answer(world: AccessWorld, clients: dict[str, TestClient]) -> None:
     """'Not refused' above is a real page here, not an error that happens not to be 403."""
     assert _as(world, clients[POPUP], "clinician", "GET", "/") == 200
+    assert _as(world, clients[POPUP], "clinician", "GET", "/referrals") == 200
     assert _as(world, clients[OUTBOX], "admin", "GET", "/referrals/outbox") == 200
     assert _as(world, clients[HOUSING], "officer", "GET", "/referrals/north-ref") == 200
     assert _as(world, clients[HOUSING], "manager", "GET", "/capacity") == 200

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from tests.access.apps import (
     ALLOWED_OPEN,
     FACTORIES,
+    METRICS_TOKEN,
     NOT_OURS,
     AccessWorld,
     build_world,
@@ -104,3 +105,13 @@ def test_bad_and_missing_jwts_are_refused_by_cds_hooks_including_feedback(
         for auth in ({}, {"Authorization": "Bearer not.a.jwt"}):
             answer = client.post(path, json={"feedback": []}, headers=auth)
             assert answer.status_code == 401, (path, auth, answer.text)
+
+
+def test_metrics_need_the_scraper_s_bearer_token_and_health_is_open(world: AccessWorld) -> None:
+    client = TestClient(FACTORIES["healthy_homes.ops.app.create_ops_app"](world).app)
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code in (200, 503)  # open either way
+    for auth in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": METRICS_TOKEN}):
+        assert client.get("/metrics", headers=auth).status_code == 401, auth
+    scraped = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.status_code == 200 and "# TYPE" in scraped.text

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import col, select
 
@@ -25,6 +25,7 @@ from healthy_homes.flags.popup.state import NotSignedIn, clinician_of, state_of
 from healthy_homes.referrals.loop import ALERT_KIND, READABLE, ack_due, is_acknowledged
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import Alert, ConsentRecord, Referral, ReferralStatus
+from healthy_homes.web.access import Role, require_role
 from healthy_homes.web.templating import render
 
 #: The most a page lists (newest first).
@@ -35,7 +36,7 @@ NOT_SENT = {
     ReferralStatus.CANCELLED: "Cancelled: consent withdrawn",
 }
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_role(Role.CLINICIAN))])
 
 
 @dataclass(frozen=True)
