@@ -72,7 +72,13 @@ class Demo:
     """Servers plus connector state for one demo run."""
 
     def __init__(
-        self, workdir: Path, *, patients: int = 300, seed: int = 7, clock: Clock | None = None
+        self,
+        workdir: Path,
+        *,
+        patients: int = 300,
+        seed: int = 7,
+        clock: Clock | None = None,
+        db_url: str | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
         self.today: date = self.clock.now().date()
@@ -81,9 +87,9 @@ class Demo:
         seed_store(self.practice_store, patients, seed, self.today)
         self.practice_server = ServerThread(create_app(self.practice_store))
         self.housing_server = ServerThread(create_app(mode="housing"))
-        self.db = Database(
-            f"sqlite:///{workdir / 'healthy-homes-demo.db'}", keyring=demo_keyring(workdir)
-        )
+        # db_url: the IG plaintext scan runs the same flow on PostgreSQL too.
+        url = db_url or f"sqlite:///{workdir / 'healthy-homes-demo.db'}"
+        self.db = Database(url, keyring=demo_keyring(workdir))
         self.settings: Settings | None = None
 
     def __enter__(self) -> Demo:

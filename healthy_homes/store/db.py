@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,10 +23,25 @@ from healthy_homes.store import lookups as _lookups  # noqa: F401
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+class _NoRows(logging.Filter):
+    """Drop SQLAlchemy's DEBUG records of result rows: they hold decrypted patient data.
+
+    Rows are logged after the column types have decrypted them, so with ``-vv`` (root at
+    DEBUG, which SQLAlchemy's loggers inherit) every referral would be written out in
+    plaintext. Statements stay loggable; their parameters are hidden by the engine.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Row "))
+
+
+logging.getLogger("sqlalchemy.engine.Engine").addFilter(_NoRows())
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL and foreign keys, PostgreSQL a pool."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -45,7 +61,7 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
 
 
 def alembic_config(engine: Engine) -> Config:
