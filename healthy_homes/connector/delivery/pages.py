@@ -18,9 +18,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from healthy_homes.accounts import SessionPolicy, access_control
+from healthy_homes.accounts.pages import users_router
 from healthy_homes.clock import Clock
 from healthy_homes.connector.delivery import outbox
 from healthy_homes.errors import ReferralError
+from healthy_homes.reporting.pages import funnel_router
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import OutboxState, Referral
 from healthy_homes.web.access import PRACTICE_ROLES, Principal, Role, require_role
@@ -128,6 +130,10 @@ def create_outbox_app(
     )
     app.mount("/static/delivery", StaticFiles(directory=STATIC), name="delivery-static")
     app.include_router(outbox_router(db, clock))
+    accounts_env = make_environment(["healthy_homes.accounts"])
+    app.include_router(users_router(db, clock, accounts_env, Role.PRACTICE_ADMIN))
+    # The practice admin's funnel report sits beside the outbox, behind the same role.
+    app.include_router(funnel_router(db, clock))
 
     @app.get("/", include_in_schema=False, dependencies=[ADMIN])
     def home() -> Response:
