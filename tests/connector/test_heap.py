@@ -8,7 +8,7 @@ import sys
 SCRIPT = """
 import gc, weakref
 import healthy_homes.connector.cli
-from healthy_homes.connector.heap import freeze_startup_heap
+from healthy_homes.connector.heap import YOUNG_GENERATION_THRESHOLD, freeze_startup_heap
 
 class Node:
     pass
@@ -21,6 +21,17 @@ alive = weakref.ref(cycle)
 del cycle
 gc.collect()
 assert alive() is None  # made after the freeze: collected as usual
+assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
+
+# Without an explicit collect: a cycle still goes once enough new containers are alive.
+cycle = Node()
+cycle.me = cycle
+alive = weakref.ref(cycle)
+del cycle
+held = [[] for _ in range(YOUNG_GENERATION_THRESHOLD // 2)]
+assert alive() is not None  # fewer than the threshold: not collected yet
+held += [[] for _ in range(YOUNG_GENERATION_THRESHOLD)]
+assert alive() is None
 print("ok")
 """
 
