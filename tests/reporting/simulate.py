@@ -16,7 +16,7 @@ import random
 import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlmodel import select
@@ -26,18 +26,20 @@ from healthy_homes.config.models import DeliveryConfig, FhirHousingService, Flag
 from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.consent.actions import ClinicianActions
 from healthy_homes.fhir.client import FhirClient
+from healthy_homes.fhir.systems import NHS_NUMBER
 from healthy_homes.flags.lifecycle import raise_flags
 from healthy_homes.housing import workflow
 from healthy_homes.housing.app import create_housing_app
 from healthy_homes.housing.teams import add_team
-from healthy_homes.mock_server.server import build_server
+from healthy_homes.mock_server.server import RunningMockServer, build_server
 from healthy_homes.referrals.loop import poll_statuses
-from healthy_homes.referrals.transports.fhir_rest import make
+from healthy_homes.referrals.transports.fhir_rest import FhirRestTransport, make
 from healthy_homes.reporting.facts import month_of, record_register_counts
 from healthy_homes.serving import ServerThread
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import FlagRecord, HousingReferral, RegisterMembership
 from healthy_homes.store.reporting_models import ANY_REGISTER
+from tests.delivery.seed import nhs_number
 from tests.flags.world import registers as builtin_registers
 
 REGISTERS = ("copd", "asthma", "falls")
@@ -47,12 +49,11 @@ Key = tuple[str, str, str]  # practice, register, month
 
 
 def _patient(ods: str, index: int) -> dict[str, object]:
-    # 999 range, valid check digit not needed by the mock server for reads.
     return {
         "resourceType": "Patient",
         "id": f"{ods}-p{index}",
         "active": True,
-        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": f"999{index:07d}"}],
+        "identifier": [{"system": NHS_NUMBER, "value": nhs_number(index)}],
         "name": [{"use": "official", "family": f"Simperson{index}", "given": ["Sam"]}],
         "birthDate": "1950-06-01",
         "address": [{"use": "home", "line": [f"{index} Front St"], "postalCode": "NE30 4AA"}],
@@ -93,7 +94,7 @@ class Simulation:
     def __init__(self, db: Database, housing_db: Database, *, practices: int, seed: int) -> None:
         self.db, self.housing_db = db, housing_db
         self.rng = random.Random(seed)
-        self.clock = FixedClock(datetime(2026, 1, 1, 8, 0, tzinfo=__import__("datetime").UTC))
+        self.clock = FixedClock(datetime(2026, 1, 1, 8, 0, tzinfo=UTC))
         self.practices = [f"S{n:05d}" for n in range(1, practices + 1)]
         self.tally = Tally()
         self.flags: dict[str, FlagTrack] = {}
@@ -290,7 +291,16 @@ class Simulation:
             inbox.stop()
         return self.tally
 
-    async def _day(self, servers, clients, desks, rules, worker, transport, service) -> None:  # type: ignore[no-untyped-def]
+    async def _day(
+        self,
+        servers: dict[str, RunningMockServer],
+        clients: dict[str, FhirClient],
+        desks: dict[str, ClinicianActions],
+        rules: FlagRulesConfig,
+        worker: DeliveryWorker,
+        transport: FhirRestTransport,
+        service: FhirHousingService,
+    ) -> None:
         day = self.clock.now().replace(hour=8, minute=0, second=0, microsecond=0)
         self.clock.set(day)
         for p in self.practices:
