@@ -13,11 +13,12 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from healthy_homes.accounts import SessionPolicy, access_control
+from healthy_homes.accounts.pages import users_router
 from healthy_homes.clock import Clock, SystemClock
 from healthy_homes.housing.fhir_api import create_fhir_api
 from healthy_homes.housing.pages import InboxPages, install_pages
 from healthy_homes.store.db import Database
-from healthy_homes.web.access import HOUSING_ROLES
+from healthy_homes.web.access import HOUSING_ROLES, Role
 from healthy_homes.web.app import create_web_app
 from healthy_homes.web.identity import ProxyHeaderIdentity
 from healthy_homes.web.security import SecurityHeadersMiddleware
@@ -56,7 +57,7 @@ def create_housing_app(
     pages = create_web_app(
         title="Healthy Homes housing inbox", csrf_secret=csrf_secret, assets_dir=assets_dir
     )
-    env = make_environment(["healthy_homes.housing"])
+    env = make_environment(["healthy_homes.housing", "healthy_homes.accounts"])
     access = access_control(
         db,
         clock,
@@ -68,5 +69,6 @@ def create_housing_app(
     )
     install_sign_in(pages, access, env, title="your housing inbox")
     install_pages(pages, InboxPages(db, clock, env))
+    pages.include_router(users_router(db, clock, env, Role.HOUSING_MANAGER))
     api = SecurityHeadersMiddleware(create_fhir_api(db, clock))
     return HousingInboxApp(pages, api)

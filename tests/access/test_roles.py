@@ -79,6 +79,10 @@ MATRIX = [
     (HOUSING, "POST", "/referrals/north-ref/contact", {"officer", "manager"}),
     (HOUSING, "GET", "/capacity", {"manager"}),
     (HOUSING, "POST", "/capacity", {"manager"}),
+    (OUTBOX, "GET", "/users", {"admin"}),
+    (OUTBOX, "POST", "/users/clinician/enable", {"admin"}),
+    (HOUSING, "GET", "/users", {"manager"}),
+    (HOUSING, "POST", "/users/officer/enable", {"manager"}),
 ]
 USERS = ["clinician", "admin", "officer", "manager", "south.officer", "other.clinician"]
 

@@ -26,7 +26,7 @@ from healthy_homes.fhir.client import FhirClient
 from healthy_homes.flags.popup.watch import arrivals
 from healthy_homes.store.models import ConsentRecord, FlagStatus
 from healthy_homes.web.identity import ProxyHeaderIdentity
-from tests.web.world import LONDON, PopupWorld, build_world
+from tests.web.world import LONDON, PopupWorld, build_world, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -239,12 +239,11 @@ def test_the_practice_server_going_away_is_reported(
     built.start_popup()
     try:
         built.practice.stop()
-        with (
-            built.signed_in() as http,
-            http.stream("GET", "/events") as response,
-        ):
-            events = _events(response.iter_lines())
-            health = next(d for n, d in events if n == "status" and not d["ok"])
+        with httpx.Client(base_url=built.url, timeout=10) as http:
+            sign_in(http)
+            with http.stream("GET", "/events") as response:
+                events = _events(response.iter_lines())
+                health = next(d for n, d in events if n == "status" and not d["ok"])
         assert "not answering" in health["message"]
     finally:
         built.stop()

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from healthy_homes.accounts import SessionPolicy, access_control
+from healthy_homes.accounts.pages import users_router
 from healthy_homes.clock import Clock
 from healthy_homes.connector.delivery import outbox
 from healthy_homes.errors import ReferralError
@@ -129,6 +130,8 @@ def create_outbox_app(
     )
     app.mount("/static/delivery", StaticFiles(directory=STATIC), name="delivery-static")
     app.include_router(outbox_router(db, clock))
+    accounts_env = make_environment(["healthy_homes.accounts"])
+    app.include_router(users_router(db, clock, accounts_env, Role.PRACTICE_ADMIN))
     # The practice admin's funnel report sits beside the outbox, behind the same role.
     app.include_router(funnel_router(db, clock))
 
