@@ -90,6 +90,12 @@ class PopupWorld:
                 now=SystemClock().now(),
             )
 
+    def signed_in(self, username: str = CLINICIAN.user_id) -> httpx.Client:
+        """A client on the pop-up, signed in as ``username`` (close it; don't re-enter it)."""
+        http = httpx.Client(base_url=self.url, timeout=10)
+        sign_in(http, username)
+        return http
+
     def start_popup(
         self,
         trusted_proxy: ProxyHeaderIdentity | None = None,
