@@ -28,7 +28,7 @@ from tests.web.routing_world import (
     build_routing_world,
     move,
 )
-from tests.web.world import PopupWorld
+from tests.web.world import PopupWorld, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,8 @@ class Page:
     """A signed-in clinician's page: the CSRF token, and JSON posts."""
 
     def __init__(self, world: PopupWorld) -> None:
-        self.http: httpx.Client = world.signed_in()
+        self.http = httpx.Client(base_url=world.url, timeout=10)
+        sign_in(self.http)
         found = re.search(r'name="csrf-token" content="([^"]+)"', self.http.get("/").text)
         assert found is not None
         self.token = found.group(1)
@@ -219,12 +220,14 @@ async def test_referrals_you_made_show_service_sent_acknowledgement_status_and_o
     assert listed[waiting]["status"].startswith("Sent; waiting for the housing team Overdue")
     assert 'id="overdue-summary"' in html
 
-    # Another clinician sees only their own referrals.
+
+def test_another_clinician_sees_only_their_own_referrals(routed, page: Page) -> None:
+    world, _ = routed
+    mine = _consented(world, page)
+    assert mine in _rows(page.http.get("/referrals").text)
     world.add_user("dr.other", "Dr Other Clinician")
-    other = world.signed_in("dr.other")
-    try:
+    with httpx.Client(base_url=world.url, timeout=10) as other:
+        sign_in(other, "dr.other")
         theirs = other.get("/referrals")
-    finally:
-        other.close()
     assert theirs.status_code == 200 and _rows(theirs.text) == {}
     assert 'id="no-referrals"' in theirs.text
