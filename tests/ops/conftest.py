@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -27,16 +28,24 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 class HangingEndpoint:
-    """Accepts TCP connections and never answers: a practice server that hangs."""
+    """Accepts TCP connections and never answers: a practice server that hangs.
 
-    def __init__(self) -> None:
+    With ``trickle`` it starts a response and then sends one byte of a header every
+    half second without ever finishing it, as a server stuck mid-response does: a
+    client's read timeout never fires, so only the practice's own time limit (or the
+    endpoint going away) ends the request.
+    """
+
+    def __init__(self, *, trickle: bool = False) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.accepted: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+        if trickle:
+            threading.Thread(target=self._trickle, daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -49,10 +58,19 @@ class HangingEndpoint:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.accepted.append(conn)  # held open, never read from or written to
+            with contextlib.suppress(OSError):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Still-Thinking: ")
+            self.accepted.append(conn)  # held open, never read from, never finished
+
+    def _trickle(self) -> None:
+        while not self.closed.wait(0.5):
+            for conn in list(self.accepted):
+                with contextlib.suppress(OSError):
+                    conn.send(b".")
 
     def close(self) -> None:
         """Stop accepting and drop every connection."""
+        self.closed.set()
         self.sock.close()
         for conn in self.accepted:
             conn.close()
@@ -62,6 +80,14 @@ class HangingEndpoint:
 def hanging_endpoint() -> Iterator[HangingEndpoint]:
     """An endpoint that accepts connections but never answers."""
     endpoint = HangingEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+@pytest.fixture
+def stuck_endpoint() -> Iterator[HangingEndpoint]:
+    """An endpoint that starts every response and never finishes it."""
+    endpoint = HangingEndpoint(trickle=True)
     yield endpoint
     endpoint.close()
 
