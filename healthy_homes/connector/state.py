@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from healthy_homes.registers.statements import table_of, upsert_rows
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import SyncState
 
@@ -44,17 +45,35 @@ def record_success(
     fingerprint: str | None = None,
     resource_id: str | None = None,
 ) -> None:
-    """Store a stream's new watermark after a read whose results are already stored."""
-    row = state_row(session, practice, stream, source, now)
-    row.source, row.watermark, row.last_run_at, row.updated_at = source, watermark, now, now
-    row.last_error = None
+    """Store a stream's new watermark after a read whose results are already stored.
+
+    One upsert (each register read ends with one): loading the row to change it cost
+    more than the statement.
+    """
+    values: dict[str, object] = {
+        "practice_ods": practice,
+        "stream": stream,
+        "source": source,
+        "watermark": watermark,
+        "last_run_at": now,
+        "updated_at": now,
+        "last_error": None,
+    }
     if fingerprint is not None:
-        row.fingerprint = fingerprint
+        values["fingerprint"] = fingerprint
     if resource_id is not None:
-        row.resource_id = resource_id
+        values["resource_id"] = resource_id
     if full:
-        row.last_full_at = now
-    session.add(row)
+        values["last_full_at"] = now
+    names = tuple(values)
+    upsert_rows(
+        session,
+        table_of(SyncState),
+        names,
+        [tuple(values.values())],
+        ("practice_ods", "stream"),
+        names[2:],
+    )
 
 
 def record_failure(

@@ -109,6 +109,11 @@ class RegisterDefinition:
         Stored with the watermark: when a code set or rule changes, the old watermark
         no longer describes what was read, so the next run must be a full read.
         """
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        # Asked for at every run and read of the register; the definition never changes.
         parts = [
             "d:" + ",".join(sorted(f"{s}|{c}" for s, c in self.diagnosis_codes())),
             "r:" + ",".join(sorted(f"{s}|{c}" for s, c in self.resolved_codes())),

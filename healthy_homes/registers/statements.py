@@ -12,6 +12,7 @@ import functools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, TypeVar
 
 import orjson
@@ -82,18 +83,27 @@ def _bind_processor(table: Table, name: str, dialect: Dialect) -> Callable[[Any]
     carry a list of condition ids.
     """
     column_type = table.c[name].type
-    process = column_type.dialect_impl(dialect).bind_processor(dialect)
-    if (
-        process is not None
-        and isinstance(column_type, JSON)
-        and getattr(dialect, "_json_serializer", None) is None
-    ):
+    impl = column_type.dialect_impl(dialect)
+    process = impl.bind_processor(dialect)
+    if process is None:
+        return None
+    if isinstance(column_type, JSON) and getattr(dialect, "_json_serializer", None) is None:
         return _json_text
+    if isinstance(impl, sqlite.DATE) and getattr(impl, "_storage_format", None) == _SQLITE_DATE:
+        return functools.partial(_iso_date, process)
     return process
 
 
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+#: SQLite's default text form of a date: what ``date.isoformat`` writes, in C.
+_SQLITE_DATE = "%(year)04d-%(month)02d-%(day)02d"
+
+
+def _iso_date(process: Callable[[Any], Any], value: Any) -> Any:
+    return value.isoformat() if type(value) is date else process(value)
 
 
 def upsert(
