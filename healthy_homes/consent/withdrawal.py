@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
+from sqlalchemy import and_, or_
 from sqlmodel import col, select
 
 from healthy_homes.clock import Clock
@@ -172,7 +173,24 @@ async def retry_recalls(
     was already under way when consent was withdrawn and which was recorded as sent
     afterwards. Returns those recalled.
     """
-    query = select(ConsentRecord.id).where(col(ConsentRecord.withdrawn_at).is_not(None))
+    # Only consents with something left to do: a referral not cancelled here yet, or one
+    # that may have left and has not been recalled since (as _needs_recall decides).
+    left_to_do = or_(
+        col(Referral.status) != ReferralStatus.CANCELLED.value,
+        and_(
+            or_(col(Referral.sent_at).is_not(None), col(Referral.attempts) > 0),
+            or_(
+                col(Referral.remote_cancelled_at).is_(None),
+                col(Referral.sent_at) > col(Referral.remote_cancelled_at),
+            ),
+        ),
+    )
+    query = (
+        select(ConsentRecord.id)
+        .join(Referral, col(Referral.consent_id) == col(ConsentRecord.id))
+        .where(col(ConsentRecord.withdrawn_at).is_not(None), left_to_do)
+        .distinct()
+    )
     if practice is not None:
         query = query.where(ConsentRecord.practice_ods == practice)
     with db.session() as session:

@@ -24,8 +24,10 @@ from healthy_homes.connector.scheduler import build_scheduler
 from healthy_homes.connector.service import ConnectorService
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.mock_server.mllp import MllpReceiver
+from healthy_homes.referrals.forward import envelope_for
+from healthy_homes.referrals.transports.fhir_rest import FhirRestTransport
 from healthy_homes.store.models import Referral, ReferralStatus
-from tests.consent.conftest import desk_for, flag_for
+from tests.consent.conftest import desk_for, everything, flag_for
 from tests.flags.world import CLINICIAN, PRACTICE
 
 
@@ -91,3 +93,33 @@ async def test_the_connector_schedules_recalls_with_the_closed_loop(db, clock):
         scheduler = build_scheduler(connector, None, loop)
         assert {"referrals:loop", "referrals:recall"} <= {j.id for j in scheduler.get_jobs()}
         await loop.aclose()
+
+
+async def test_a_send_recorded_after_the_withdrawal_is_recalled_by_the_schedule(desk, housing):
+    flag = await flag_for(desk)
+    outcome = await desk.consent(flag.id, recorded_by=CLINICIAN, send=False)
+    envelope = envelope_for(desk.db, outcome.referral.id, desk.service)  # the worker's claim
+    assert envelope is not None
+    withdrawn = await desk.withdraw(outcome.consent.id, recorded_by=CLINICIAN)
+    # An attempt had started, so a recall went at once; the housing service held nothing yet.
+    assert withdrawn.recalled == [outcome.referral.id]
+    assert everything(housing.base_url, "Task") == []
+    # ...but the send was on the wire, and its success is recorded after the recall.
+    await FhirRestTransport(desk.housing_client).deliver(envelope)
+    desk.clock.advance(timedelta(seconds=1))
+    with desk.db.session() as session:
+        row = session.get(Referral, outcome.referral.id)
+        row.status, row.sent_at = ReferralStatus.SENT, desk.clock.now()  # type: ignore[union-attr]
+        session.add(row)
+    assert everything(housing.base_url, "Task")[0]["status"] == "requested"
+
+    loop = ClosedLoop(desk.db, [desk.service], {}, desk.clock)
+    try:
+        assert await loop.recall_pending() == [outcome.referral.id]
+        assert await loop.recall_pending() == []  # done: not looked at again
+    finally:
+        await loop.aclose()
+    assert everything(housing.base_url, "Task")[0]["status"] == "cancelled"
+    with desk.db.session() as session:
+        row = session.get(Referral, outcome.referral.id)
+    assert row is not None and row.status == ReferralStatus.CANCELLED
