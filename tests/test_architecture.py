@@ -20,6 +20,7 @@ DOMAIN = {
     "reporting",
     "demo",
     "cds_hooks",
+    "ops",
 }
 BOTTOM = {"config", "fhir"}
 
