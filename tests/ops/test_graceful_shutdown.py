@@ -20,6 +20,8 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from healthy_homes.mock_server.pytest_plugin import MockFhirFactory
+from healthy_homes.mock_server.server import RunningMockServer
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import OutboxEntry
 from tests.delivery.helpers import received, states
@@ -97,23 +99,33 @@ def _serve_until_in_flight(config: Path, db: Database) -> tuple[subprocess.Popen
     return process, now.get("delivered", 0), now.get("in_flight", 0)
 
 
-@pytest.mark.e2e
-def test_sigterm_lets_sends_in_flight_finish_and_claims_nothing_more(
-    tmp_path: Path, mock_fhir_factory
-) -> None:
+def _sigterm_mid_delivery(
+    tmp_path: Path, mock_fhir_factory: MockFhirFactory, latency_ms: int, grace: float
+) -> tuple[Database, RunningMockServer, int, int]:
+    """A serve process with queued referrals and a slow receiver, stopped mid-delivery.
+
+    Returns the store, the receiver, and what was delivered and in flight at SIGTERM.
+    """
     db = Database(f"sqlite:///{tmp_path / 'serve.db'}")
     db.upgrade()
     practice = mock_fhir_factory(patients=20, seed=4)
     housing = mock_fhir_factory(mode="housing")
-    faults = {"rules": ["*:latency=1500"]}
+    faults = {"rules": [f"*:latency={latency_ms}"]}
     httpx.put(f"{housing.url}/admin/faults", json=faults).raise_for_status()
     enqueue(db, REFERRALS, datetime.now(UTC))
-    config = _config(tmp_path, db, practice.base_url, housing.base_url, grace=60)
-
+    config = _config(tmp_path, db, practice.base_url, housing.base_url, grace=grace)
     process, done, flying = _serve_until_in_flight(config, db)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err[-2000:]
     assert out.rstrip().endswith("stopped")
+    return db, housing, done, flying
+
+
+@pytest.mark.e2e
+def test_sigterm_lets_sends_in_flight_finish_and_claims_nothing_more(
+    tmp_path: Path, mock_fhir_factory
+) -> None:
+    db, housing, done, flying = _sigterm_mid_delivery(tmp_path, mock_fhir_factory, 1500, 60)
 
     after = states(db)
     assert "in_flight" not in after  # every send in flight was finished
@@ -131,19 +143,8 @@ def test_sigterm_lets_sends_in_flight_finish_and_claims_nothing_more(
 def test_sigterm_past_the_grace_period_releases_the_leases_at_once(
     tmp_path: Path, mock_fhir_factory
 ) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'serve.db'}")
-    db.upgrade()
-    practice = mock_fhir_factory(patients=20, seed=4)
-    housing = mock_fhir_factory(mode="housing")
-    faults = {"rules": ["*:latency=20000"]}  # far longer than the grace period
-    httpx.put(f"{housing.url}/admin/faults", json=faults).raise_for_status()
-    enqueue(db, REFERRALS, datetime.now(UTC))
-    config = _config(tmp_path, db, practice.base_url, housing.base_url, grace=0.5)
-
-    process, _, flying = _serve_until_in_flight(config, db)
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err[-2000:]
-    assert out.rstrip().endswith("stopped")
+    # Each send takes far longer than the grace period.
+    db, _, _, flying = _sigterm_mid_delivery(tmp_path, mock_fhir_factory, 20000, 0.5)
 
     entries = _entries(db)
     assert not [e for e in entries if e.state == "in_flight"]
