@@ -7,30 +7,42 @@ Targets (issue 6): from consent recorded to referral received at a FHIR endpoint
 loopback, p95 under 2 s; a backlog of 10,000 referrals drained at 200 or more a
 second, with no duplicates.
 
-The housing endpoint is the mock FHIR server in housing mode, in a thread of this
-process; a write listener on its store timestamps each ServiceRequest as it lands.
-Latency: referrals are queued one by one at random (Poisson) moments, as consents
-come in, while one worker runs with the default ``[delivery]`` settings (it looks for
-due entries every ``poll_seconds``). Backlog: the whole backlog is queued first, then
-``--workers`` worker processes (``healthy-homes referrals deliver --once``) drain it
-side by side; duplicates are counted on the receiver by referral identifier.
+The housing endpoint is the mock FHIR server in housing mode. Latency: it runs in a
+thread of this process, where a write listener on its store timestamps each
+ServiceRequest as it lands; referrals are queued one by one at random (Poisson)
+moments, as consents come in, while one worker runs with the default ``[delivery]``
+settings (it looks for due entries every ``poll_seconds``). Backlog: the receiver
+runs in its own process (``healthy-homes mock-server --mode housing``), as someone
+else's server would, so it does not share this process's interpreter with the
+workers; the whole backlog is queued first, then ``--workers`` worker processes
+(``healthy-homes referrals deliver --once``) drain it side by side. Afterwards every
+ServiceRequest the receiver holds is read back over FHIR search and counted by our
+referral identifier: duplicates, and queued referrals that never arrived.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import json
 import os
 import platform
 import random
+import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,8 +53,19 @@ from healthy_homes.connector.delivery.worker import DeliveryWorker  # noqa: E402
 from healthy_homes.fhir.systems import HH_REFERRAL_ID  # noqa: E402
 from healthy_homes.mock_server.server import build_server  # noqa: E402
 from healthy_homes.store.db import Database  # noqa: E402
-from tests.delivery.helpers import received, states  # noqa: E402
+from tests.delivery.helpers import states  # noqa: E402
 from tests.delivery.seed import SERVICE_ID, enqueue, service  # noqa: E402
+
+# Referral datasets are encrypted at rest: a throwaway keyring for this run, in the
+# environment so the worker processes read the same keys.
+os.environ.setdefault("HEALTHY_HOMES__SECURITY__ACTIVE_KEY", "bench")
+os.environ.setdefault(
+    "HEALTHY_HOMES__SECURITY__DATA_KEYS",
+    json.dumps({"bench": base64.b64encode(os.urandom(32)).decode()}),
+)
+os.environ.setdefault(
+    "HEALTHY_HOMES__SECURITY__HMAC_KEY", base64.b64encode(os.urandom(32)).decode()
+)
 
 
 def _machine() -> str:
@@ -91,17 +114,62 @@ async def _latency(db: Database, server, count: int, rate: float) -> list[float]
     return sorted(arrived[r] - t for r, t in queued.items() if r in arrived)
 
 
-def _backlog(  # type: ignore[no-untyped-def]
-    db: Database, server, size: int, workers: int, workdir: Path
-) -> tuple[float, Counter[str]]:
-    enqueue(db, size, datetime.now(UTC))
+@contextmanager
+def _receiver_process() -> Iterator[str]:
+    """A housing-mode mock FHIR server in its own process; yields its FHIR base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "healthy_homes", "mock-server", "--mode", "housing"]
+    process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/fhir"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"{base}/metadata").raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def _received_over_fhir(base: str) -> Counter[str]:
+    """ServiceRequests the receiver holds per referral identifier, read page by page."""
+    counts: Counter[str] = Counter()
+    url: str | None = f"{base}/ServiceRequest?_count=1000"
+    with httpx.Client(timeout=60) as client:
+        while url:
+            page = client.get(url).raise_for_status().json()
+            for entry in page.get("entry") or []:
+                for identifier in entry["resource"].get("identifier") or []:
+                    if identifier.get("system") == HH_REFERRAL_ID:
+                        counts[str(identifier.get("value"))] += 1
+            links = {link["relation"]: link["url"] for link in page.get("link") or []}
+            url = links.get("next")
+    return counts
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _backlog(
+    db: Database, base: str, size: int, workers: int, workdir: Path
+) -> tuple[float, Counter[str], Counter[str], int, float]:
+    queued = enqueue(db, size, datetime.now(UTC))
     config = workdir / "bench.toml"
     config.write_text(
         f'[storage]\nurl = "{db.url}"\n\n[[housing_services]]\nid = "{SERVICE_ID}"\n'
-        f'name = "Housing"\nfhir_base_url = "{server.base_url}"\n\n'
+        f'name = "Housing"\nfhir_base_url = "{base}"\n\n'
         "[delivery]\nconcurrency = 16\nbatch_size = 100\n"
     )
     command = [sys.executable, "-m", "healthy_homes", "referrals", "deliver", "--once"]
+    cpu = _children_cpu()
     started = time.monotonic()
     processes = [
         subprocess.Popen([*command, "--config", str(config)], stdout=subprocess.DEVNULL)
@@ -110,7 +178,9 @@ def _backlog(  # type: ignore[no-untyped-def]
     for process in processes:
         process.wait()
     elapsed = time.monotonic() - started
-    return elapsed, states(db)
+    cpu = _children_cpu() - cpu
+    counts = _received_over_fhir(base)
+    return elapsed, states(db), counts, sum(1 for r in queued if r not in counts), cpu
 
 
 def main() -> None:
@@ -131,12 +201,17 @@ def main() -> None:
             db.upgrade()
             lat = asyncio.run(_latency(db, server, args.latency_referrals, args.rate))
             db.dispose()
-            db = Database(f"sqlite:///{workdir / 'backlog.db'}")
-            db.upgrade()
-            elapsed, outbox_states = _backlog(db, server, args.backlog, args.workers, workdir)
-            counts = received(server)
         finally:
             server.stop()
+        db = Database(f"sqlite:///{workdir / 'backlog.db'}")
+        db.upgrade()
+        before = _children_cpu()
+        with _receiver_process() as fhir_base:
+            elapsed, outbox_states, counts, missing, workers_cpu = _backlog(
+                db, fhir_base, args.backlog, args.workers, workdir
+            )
+        receiver_cpu = _children_cpu() - before - workers_cpu
+        db.dispose()
     p50 = statistics.median(lat)
     p95 = lat[int(0.95 * (len(lat) - 1))]
     duplicates = sum(n - 1 for n in counts.values() if n > 1)
@@ -156,8 +231,15 @@ def main() -> None:
         f"{elapsed:.1f} s, {rate:.0f} referrals/s | >= 200/s | {'yes' if rate >= 200 else 'no'} |"
     )
     print(
-        f"| Duplicates at the receiver; outbox after | {duplicates}; {dict(outbox_states)} "
-        f"| 0 | {'yes' if duplicates == 0 else 'no'} |"
+        f"| Duplicates at the receiver; queued but not received; outbox after | {duplicates}; "
+        f"{missing}; {dict(outbox_states)} | 0; 0 | "
+        f"{'yes' if duplicates == 0 and missing == 0 else 'no'} |"
+    )
+    per = 1000 / args.backlog
+    print(
+        f"\nBacklog CPU per referral: workers {workers_cpu * per:.2f} ms (all {args.workers} "
+        f"together), receiver {receiver_cpu * per:.2f} ms (its start-up included); "
+        f"load average at the end {', '.join(f'{x:.1f}' for x in os.getloadavg())}."
     )
 
 

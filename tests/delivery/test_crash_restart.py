@@ -16,8 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -61,6 +63,9 @@ WORKER = Path(__file__).with_name("worker_process.py")
 class Worker:
     """A worker process, imports done, waiting to be told to go."""
 
+    #: Every worker started, so a failing test leaves none running behind it.
+    started: ClassVar[list[Worker]] = []
+
     def __init__(self, config: Path) -> None:
         # A file, not a pipe: a chatty worker must never block on a full pipe.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the worker
@@ -71,6 +76,7 @@ class Worker:
             stderr=self.log,
             cwd=Path(__file__).parents[2],
         )
+        Worker.started.append(self)
 
     def go(self) -> None:
         """Start delivering."""
@@ -95,6 +101,15 @@ class Worker:
 
 def _arrived(server) -> int:  # type: ignore[no-untyped-def]
     return int(server.store.count("ServiceRequest"))  # cheap: polled while the server works
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_left() -> Iterator[None]:
+    yield
+    while Worker.started:
+        worker = Worker.started.pop()
+        worker.kill()
+        worker.log.close()
 
 
 @pytest.mark.e2e

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from healthy_homes.config.models import HousingServiceConfig
+from healthy_homes.config.models import Hl7v2HousingService, HousingServiceConfig
 from healthy_homes.referrals.dataset import MinimumDataset, ReferralForm, Tenure
 from healthy_homes.referrals.transports.base import ReferralEnvelope
 from healthy_homes.store.models import ConsentDecision, ConsentRecord
@@ -60,4 +60,17 @@ def envelope(
         service=service,
         authored=NOW,
         correlation_id="corr-" + referral_id[:8],
+    )
+
+
+def hl7v2_service(port: int = 2575) -> Hl7v2HousingService:
+    """An HL7 v2 housing service whose MLLP receiver listens on loopback ``port``."""
+    return Hl7v2HousingService(
+        id="v2",
+        name="Coast & Country Housing",
+        ods_code="H1234",
+        transport="hl7v2",
+        mllp_host="127.0.0.1",
+        mllp_port=port,
+        timeout_seconds=5,
     )

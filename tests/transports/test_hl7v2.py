@@ -11,7 +11,6 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from healthy_homes.clock import FixedClock
-from healthy_homes.config.models import Hl7v2HousingService
 from healthy_homes.errors import DeliveryError
 from healthy_homes.mock_server.mllp import MllpReceiver
 from healthy_homes.referrals.transports.base import transport_for
@@ -22,7 +21,7 @@ from healthy_homes.referrals.transports.hl7v2 import (
     parse_ref_i12,
     unescape,
 )
-from tests.transports.envelopes import NOW, dataset, envelope
+from tests.transports.envelopes import NOW, dataset, envelope, hl7v2_service
 
 AWKWARD = [
     "O|Brien",
@@ -35,16 +34,7 @@ AWKWARD = [
 ]
 
 
-def _service(port: int = 2575) -> Hl7v2HousingService:
-    return Hl7v2HousingService(
-        id="v2",
-        name="Coast & Country Housing",
-        ods_code="H1234",
-        transport="hl7v2",
-        mllp_host="127.0.0.1",
-        mllp_port=port,
-        timeout_seconds=5,
-    )
+_service = hl7v2_service
 
 
 def test_ref_i12_passes_strict_validation_and_parses_back() -> None:

@@ -5,7 +5,9 @@ Up to ``concurrency`` deliveries run at once, each under ``send_timeout_seconds`
 failure only moves its own entry (retry later or dead letter): one poison referral
 never holds up the others. An entry is marked delivered only after the transport
 returned; a crash in between leaves it to be sent again under the same referral id,
-which the receiver de-duplicates (conditional create).
+which the receiver de-duplicates (conditional create). Database round trips are
+shared: consent is re-checked for a whole claimed batch in one transaction just
+before its sends start, and the receipts that came back are recorded together.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from healthy_homes.connector.delivery.policy import (
     safe_error,
 )
 from healthy_homes.errors import ConsentRequiredError, HealthyHomesError, StorageError
-from healthy_homes.referrals.forward import send_referral
+from healthy_homes.referrals.forward import Prepared, envelopes_for
 from healthy_homes.referrals.transports.base import Transport, transport_for
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import Referral, ReferralStatus
@@ -86,6 +88,8 @@ class DeliveryWorker:
         self.policy = DeliveryPolicy(config, rng)
         self._make: TransportFactory = transports or (lambda s: transport_for(s, clock=clock))
         self._transports: dict[str, Transport] = {}
+        # Receipts not yet recorded: written in one transaction per turn of the loop.
+        self._delivered: list[outbox.Delivered] = []
         #: Set on shutdown: claim nothing more, finish what is in flight.
         self.closing = False
 
@@ -126,8 +130,9 @@ class DeliveryWorker:
                 free = limit - len(running)
                 # Refill when half the slots are free, so claims come in batches.
                 if not stopping and (not running or free >= max(1, limit // 2)):
-                    for held in self._claim_safely(min(free, self.config.batch_size), stop):
-                        running.add(asyncio.create_task(self._deliver(held, stats)))
+                    claims = self._claim_safely(min(free, self.config.batch_size), stop)
+                    for held, prepared in self._prepare(claims):
+                        running.add(asyncio.create_task(self._deliver(held, prepared, stats)))
                 if not running:
                     if stop is None or stopping:
                         return
@@ -138,10 +143,12 @@ class DeliveryWorker:
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()
+                self._record_delivered(stats)
         finally:
             if running:
                 # Shutting down mid-send: let these finish (each is bounded by its timeout).
                 await asyncio.wait(running)
+            self._record_delivered(stats)
 
     def _claim_safely(self, limit: int, stop: asyncio.Event | None) -> list[Claim]:
         try:
@@ -153,13 +160,43 @@ class DeliveryWorker:
             log.warning("outbox claim failed (%s); trying again", type(exc).__name__)
             return []
 
-    async def _deliver(self, held: Claim, stats: DeliveryStats) -> None:
+    def _prepare(self, claims: list[Claim]) -> list[tuple[Claim, Prepared | Exception]]:
+        """Each claim's envelope, consent re-checked for the whole batch in one transaction."""
+        wanted = [
+            (held.referral_id, self.services[held.housing_service_id])
+            for held in claims
+            if held.attempts <= self.config.max_attempts
+            and held.housing_service_id in self.services
+        ]
+        found: dict[str, Prepared | Exception] = {}
         try:
-            await self._attempt(held, stats)
+            found.update(envelopes_for(self.db, wanted) if wanted else {})
+        except Exception as exc:  # e.g. the database went away: each fails as its send would
+            found = {referral_id: exc for referral_id, _ in wanted}
+        # Claims left out are settled by _attempt's first checks.
+        return [(held, found.get(held.referral_id)) for held in claims]
+
+    def _record_delivered(self, stats: DeliveryStats) -> None:
+        receipts, self._delivered = self._delivered, []
+        try:
+            outbox.mark_delivered_many(self.db, receipts, self.clock)
+        except Exception:
+            # Left in flight: sent again after the lease, and de-duplicated by the receiver.
+            log.exception("recording %d deliveries failed", len(receipts))
+            return
+        stats.delivered += len(receipts)
+
+    async def _deliver(
+        self, held: Claim, prepared: Prepared | Exception, stats: DeliveryStats
+    ) -> None:
+        try:
+            await self._attempt(held, prepared, stats)
         except Exception:  # the worker outlives anything one referral does
             log.exception("delivery bookkeeping failed", extra={"referral": held.referral_id})
 
-    async def _attempt(self, held: Claim, stats: DeliveryStats) -> None:
+    async def _attempt(
+        self, held: Claim, prepared: Prepared | Exception, stats: DeliveryStats
+    ) -> None:
         service_id = held.housing_service_id
         if held.attempts > self.config.max_attempts:
             # Claimed again and again without an outcome: workers keep dying on it.
@@ -170,10 +207,12 @@ class DeliveryWorker:
             self._failed(held, stats, f"housing service {service_id} is not configured", True)
             return
         try:
-            async with asyncio.timeout(self.config.send_timeout_seconds):
-                receipt = await send_referral(
-                    self.db, held.referral_id, self._transport(service), service
-                )
+            if isinstance(prepared, Exception):
+                raise prepared
+            receipt = None
+            if prepared is not None:
+                async with asyncio.timeout(self.config.send_timeout_seconds):
+                    receipt = await self._transport(service).deliver(prepared)
         except ConsentRequiredError as exc:
             outbox.mark_cancelled(self.db, held, self.clock, exc.message)
             stats.cancelled += 1
@@ -197,10 +236,7 @@ class DeliveryWorker:
         if receipt is None:
             self._settle_unsendable(held, stats)
             return
-        outbox.mark_delivered(
-            self.db, held, self.clock, remote_ref=receipt.remote_ref, remote_status=receipt.status
-        )
-        stats.delivered += 1
+        self._delivered.append(outbox.Delivered(held, receipt.remote_ref, receipt.status))
 
     def _settle_unsendable(self, held: Claim, stats: DeliveryStats) -> None:
         """The referral was sent by another path, or cancelled: close the entry to match."""
