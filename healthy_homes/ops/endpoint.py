@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from healthy_homes.connector.service import ConnectorService
 from healthy_homes.ops.app import create_ops_app
 from healthy_homes.serving import ServerThread
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -22,6 +25,13 @@ def ops_endpoint(service: ConnectorService) -> Iterator[str | None]:
     )
     server = ServerThread(app, config.host, config.port)
     try:
-        yield server.start()
+        url = server.start()
+    except (OSError, RuntimeError) as exc:
+        # Referrals matter more than probes: run on, and let monitoring notice the silence.
+        log.error("operations endpoint not started on %s:%d (%s)", config.host, config.port, exc)
+        yield None
+        return
+    try:
+        yield url
     finally:
         server.stop()
