@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
+from healthy_homes.audit import events as audit_events
 from healthy_homes.clock import Clock
 from healthy_homes.consent.fhir_consent import build_consent, consent_search_key
 from healthy_homes.consent.wording import CURRENT_VERSION, WORDINGS
@@ -221,6 +222,9 @@ def withdraw(
             row.withdrawn_by = by[:120] if by else None
             row.withdrawal_reason = reason[:500] if reason else None
             session.add(row)
+            audit_events.consent_withdrawn(
+                session, row.id, row.practice_ods, row.patient_id, by, clock
+            )
             flag = session.get(FlagRecord, row.flag_id) if row.flag_id else None
             if flag is not None:
                 add_event(

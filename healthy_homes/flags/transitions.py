@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
+from healthy_homes.audit import events as audit_events
 from healthy_homes.clock import Clock
 from healthy_homes.errors import FlagError, FlagStateError
 from healthy_homes.fhir.client import FhirClient
@@ -133,6 +134,7 @@ def record_outcome(
         add_event(
             session, flag, EventKind(outcome.value), now, actor=by, reason=reason, source=source
         )
+        audit_events.flag_outcome(session, flag, outcome.value, by, str(source), clock)
         return flag
 
 

@@ -13,6 +13,9 @@ from sqlalchemy import and_
 from sqlmodel import Session, col, func, select
 
 from healthy_homes.accounts import users
+from healthy_homes.audit import Actor
+from healthy_homes.audit import events as audit_events
+from healthy_homes.clock import Clock, SystemClock
 from healthy_homes.errors import ConfigError
 from healthy_homes.store.access_models import UserAccount
 from healthy_homes.store.models import HousingReferral, HousingTeam
@@ -71,9 +74,15 @@ def add_user(
 
 
 def set_capacity(
-    session: Session, team_id: str, per_week: int | None, overdue_days: int | None = None
+    session: Session,
+    team_id: str,
+    per_week: int | None,
+    overdue_days: int | None = None,
+    *,
+    by: Actor = audit_events.HOUSING_ADMIN,
+    clock: Clock | None = None,
 ) -> HousingTeam:
-    """Set how many new referrals a week the team can take (None: no limit)."""
+    """Set how many new referrals a week the team can take (None: no limit); audited."""
     team = session.get(HousingTeam, team_id)
     if team is None:
         raise ConfigError(f"no housing team {team_id!r}")
@@ -83,6 +92,7 @@ def set_capacity(
     if overdue_days is not None:
         team.overdue_days = max(1, overdue_days)
     session.add(team)
+    audit_events.capacity_changed(session, team_id, per_week, by, clock or SystemClock())
     return team
 
 

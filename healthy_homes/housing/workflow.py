@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from healthy_homes.audit import events as audit_events
 from healthy_homes.housing.resources import OUTCOMES
 from healthy_homes.store.models import HousingActivity, HousingReferral
 
@@ -49,6 +50,10 @@ def _log(
     session: Session, row: HousingReferral, kind: str, text: str, by: str, now: datetime
 ) -> None:
     session.add(HousingActivity(referral_id=row.id, kind=kind, text=text[:1000], by=by, at=now))
+    # Every officer action passes here, so each is audited exactly once.
+    audit_events.housing_action(
+        session, kind, row.id, row.team_id, row.referral_identifier, by, now
+    )
 
 
 def accept(session: Session, row: HousingReferral, by: str, now: datetime) -> None:
