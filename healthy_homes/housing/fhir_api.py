@@ -22,14 +22,13 @@ from healthy_homes.fhir.systems import HH_REFERRAL_ID
 from healthy_homes.housing import resources
 from healthy_homes.housing.receive import Refused, receive
 from healthy_homes.housing.teams import capacity_of, team_for_token
-from healthy_homes.housing.workflow import team_referral
+from healthy_homes.housing.workflow import WITHDRAWABLE, team_referral, withdraw_by_sender
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import HousingReferral, HousingTeam
 
 log = logging.getLogger(__name__)
 FHIR_JSON = "application/fhir+json"
 MAX_BODY = 1_000_000
-CANCELLABLE = ("received", "accepted", "in-progress", "requested")
 
 
 def outcome(status: int, code: str, message: str, **headers: str) -> Response:
@@ -170,16 +169,11 @@ class _Api:
             cancelling = (kind == "Task" and wanted == "cancelled") or (
                 kind == "ServiceRequest" and wanted == "revoked"
             )
-            if not cancelling or row.status not in (*CANCELLABLE, "cancelled"):
+            if not cancelling or row.status not in (*WITHDRAWABLE, "cancelled"):
                 if wanted != current["status"]:
                     return outcome(409, "business-rule", "the sender may only cancel a referral")
                 return fhir(current, 200)
-            if row.status != "cancelled":
-                row.status, row.status_reason = "cancelled", "Withdrawn by the referrer"
-                row.version += 1
-                row.updated_at = now
-                # Consent withdrawn: keep no patient data, only that a referral came and went.
-                row.dataset = {"practice_ods": row.dataset.get("practice_ods")}
+            if withdraw_by_sender(row, now):  # the same as a withdrawal by email
                 session.add(row)
             answer = resources.READERS[kind](row)
         return fhir(answer, 200, ETag=f'W/"{answer["meta"]["versionId"]}"')
