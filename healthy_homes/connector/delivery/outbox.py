@@ -11,6 +11,7 @@ holds the lease, so a worker that lost its lease cannot undo a newer worker's wo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -107,6 +108,15 @@ def _release(row: OutboxEntry, state: OutboxState, now: datetime) -> None:
     row.state, row.lease_owner, row.lease_expires_at, row.updated_at = state, None, None, now
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """A transport's receipt for a held entry, waiting to be recorded."""
+
+    held: Claim
+    remote_ref: str | None
+    remote_status: str | None
+
+
 def mark_delivered(
     db: Database,
     held: Claim,
@@ -120,26 +130,48 @@ def mark_delivered(
     Recorded even if the lease was lost meanwhile (the receiver has it either way);
     only a cancellation stays as it is.
     """
+    mark_delivered_many(db, [Delivered(held, remote_ref, remote_status)], clock)
+
+
+def mark_delivered_many(db: Database, receipts: Sequence[Delivered], clock: Clock) -> None:
+    """Record several receipts in one transaction, each as :func:`mark_delivered` would."""
+    if not receipts:
+        return
     now = clock.now()
     with db.session() as session:
-        row = session.get(OutboxEntry, held.id)
-        if row is None or row.state in (OutboxState.CANCELLED, OutboxState.DELIVERED):
-            return
-        _release(row, OutboxState.DELIVERED, now)
-        row.delivered_at, row.last_error = now, None
-        session.add(row)
-        referral = session.get(Referral, row.referral_id)
-        audit_events.disclosure(
-            session, row.referral_id, referral, row.housing_service_id, "outbox", clock
-        )
-        if referral is not None and referral.status != ReferralStatus.CANCELLED:
-            referral.status, referral.sent_at, referral.last_error = ReferralStatus.SENT, now, None
-            referral.attempts = max(referral.attempts, row.attempts)
-            if remote_ref:
-                referral.remote_task_url = remote_ref
-            if remote_status:
-                referral.task_status = remote_status
-            session.add(referral)
+        # Two queries load the batch; the lookups below are then served by the session
+        # (which holds loaded rows only weakly: ``referrals`` keeps them in it).
+        entry_ids = [r.held.id for r in receipts]
+        query = select(OutboxEntry).where(col(OutboxEntry.id).in_(entry_ids))
+        entries = {row.id: row for row in session.scalars(query)}
+        referral_ids = [r.held.referral_id for r in receipts]
+        query_referrals = select(Referral).where(col(Referral.id).in_(referral_ids))
+        referrals = session.scalars(query_referrals).all()
+        for receipt in receipts:
+            row = entries.get(receipt.held.id)
+            if row is not None:
+                _record_delivery(session, row, receipt, now)
+        del referrals
+
+
+def _record_delivery(session: Session, row: OutboxEntry, receipt: Delivered, now: datetime) -> None:
+    if row.state in (OutboxState.CANCELLED, OutboxState.DELIVERED):
+        return
+    _release(row, OutboxState.DELIVERED, now)
+    row.delivered_at, row.last_error = now, None
+    session.add(row)
+    referral = session.get(Referral, row.referral_id)
+    audit_events.disclosure(
+        session, row.referral_id, referral, row.housing_service_id, "outbox", audit_events.at(now)
+    )
+    if referral is not None and referral.status != ReferralStatus.CANCELLED:
+        referral.status, referral.sent_at, referral.last_error = ReferralStatus.SENT, now, None
+        referral.attempts = max(referral.attempts, row.attempts)
+        if receipt.remote_ref:
+            referral.remote_task_url = receipt.remote_ref
+        if receipt.remote_status:
+            referral.task_status = receipt.remote_status
+        session.add(referral)
 
 
 def schedule_retry(
