@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from healthy_homes.cli import main
 from healthy_homes.crypto import KeyRing, load_key_file, set_keyring, write_key_file
-from healthy_homes.errors import UnknownKeyError
+from healthy_homes.errors import CryptoError, UnknownKeyError
+from healthy_homes.keys import rotation
 from healthy_homes.store.db import Database
 from healthy_homes.store.lookups import (
     housing_referrals_by_nhs_number,
@@ -25,6 +26,7 @@ from healthy_homes.store.models import (
     Referral,
 )
 from healthy_homes.store.rekey import sealed_columns
+from healthy_homes.store.types import EncryptedText
 from tests.crypto.seed import dataset, nhs, seed
 
 PATIENTS = 5  # with --batch-size 2: several batches per table, one of them short
@@ -164,3 +166,49 @@ def test_create_keyring_writes_a_usable_0600_file(
     assert ring.decrypt(ring.encrypt(b"x", aad=b"t.c"), aad=b"t.c") == b"x"
     assert main(["keys", "create-keyring", "--out", str(out)]) == 2  # never overwritten
     assert nhs_number_hash("9990000018")  # the test keyring is still installed
+
+
+def test_commands_refuse_to_open_the_database_without_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key_file, config = _configure(tmp_path, f"sqlite:///{tmp_path / 'k.db'}", monkeypatch)
+    set_keyring(None)
+    assert main(["db", "upgrade", "--config", str(config)]) == 2
+    assert "key file" in capsys.readouterr().err and not (tmp_path / "k.db").exists()
+    write_key_file(key_file, KeyRing.generate())
+    key_file.chmod(0o640)
+    assert main(["db", "upgrade", "--config", str(config)]) == 2
+    assert "must be 0600" in capsys.readouterr().err
+    key_file.chmod(0o600)
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+
+
+def test_a_write_under_the_old_key_during_rotation_keeps_every_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'stale.db'}"
+    key_file, _config = _configure(tmp_path, url, monkeypatch)
+    old = KeyRing.generate("old1")
+    write_key_file(key_file, old)
+    db = Database(url, keyring=old)
+    db.upgrade()
+    seed(db, 2)
+    real_rehash = rotation.rehash
+
+    def rehash_while_a_stale_process_writes(engine: sa.Engine, **kwargs: int) -> object:
+        # A connector still running on the old key file writes one value meanwhile.
+        set_keyring(old)
+        column = sa.column("outcome_reason", EncryptedText("flag.outcome_reason"))
+        with engine.begin() as conn:
+            conn.execute(sa.table("flag", column).update().values(outcome_reason="late"))
+        set_keyring(load_key_file(key_file))
+        return real_rehash(engine, **kwargs)
+
+    monkeypatch.setattr(rotation, "rehash", rehash_while_a_stale_process_writes)
+    with pytest.raises(CryptoError, match=r"flag\.outcome_reason \(2\)"):
+        rotation.rotate(db, key_file)
+    kept = load_key_file(key_file)
+    assert set(kept.key_ids) == {"old1", kept.active_key_id}  # the old key was not dropped
+    set_keyring(kept)
+    assert _snapshot(db)["FlagRecord"][0]["outcome_reason"] == "late"
+    db.dispose()
