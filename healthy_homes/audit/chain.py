@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session, col
 
 from healthy_homes.clock import Clock
-from healthy_homes.crypto import keyed_hash
+from healthy_homes.crypto import KeyRing, keyed_hash
 from healthy_homes.errors import AuditError
 from healthy_homes.store.audit_models import AuditEntry, AuditHead
 
@@ -65,9 +65,14 @@ class Actor:
 SYSTEM = Actor("system", "system")
 
 
-def pseudonym(practice_ods: str, patient_id: str) -> str:
+def _keyed(purpose: str, value: str, ring: KeyRing | None) -> str:
+    # An explicit keyring only while keys rotate (audit/reseal.py); else the process one.
+    return keyed_hash(purpose, value) if ring is None else ring.keyed_hash(purpose, value)
+
+
+def pseudonym(practice_ods: str, patient_id: str, ring: KeyRing | None = None) -> str:
     """The patient's pseudonymous id in the audit log (keyed, so not reversible by lookup)."""
-    return keyed_hash(PATIENT_PURPOSE, f"{practice_ods}/{patient_id}")
+    return _keyed(PATIENT_PURPOSE, f"{practice_ods}/{patient_id}", ring)
 
 
 def canonical(fields: dict[str, Any]) -> str:
@@ -79,14 +84,14 @@ def canonical(fields: dict[str, Any]) -> str:
     return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def entry_mac(fields: dict[str, Any]) -> str:
+def entry_mac(fields: dict[str, Any], ring: KeyRing | None = None) -> str:
     """The MAC an entry with these fields must carry."""
-    return keyed_hash(CHAIN_PURPOSE, canonical(fields))
+    return _keyed(CHAIN_PURPOSE, canonical(fields), ring)
 
 
-def head_mac(seq: int, mac: str | None) -> str:
+def head_mac(seq: int, mac: str | None, ring: KeyRing | None = None) -> str:
     """The MAC binding the head row's sequence number to the last entry's MAC."""
-    return keyed_hash(HEAD_PURPOSE, f"{seq}:{mac or GENESIS}")
+    return _keyed(HEAD_PURPOSE, f"{seq}:{mac or GENESIS}", ring)
 
 
 def macs_equal(a: str | None, b: str | None) -> bool:

@@ -23,6 +23,7 @@ from healthy_homes.audit.chain import (
     head_mac,
     macs_equal,
 )
+from healthy_homes.crypto import KeyRing
 from healthy_homes.store.audit_models import AuditEntry, AuditHead
 
 
@@ -49,7 +50,9 @@ class _Head:
 
 
 def verify_entries(
-    rows: Iterable[Mapping[str, Any]], head: tuple[int, str | None, str | None] | None = None
+    rows: Iterable[Mapping[str, Any]],
+    head: tuple[int, str | None, str | None] | None = None,
+    ring: KeyRing | None = None,
 ) -> VerifyResult:
     """Check entries in sequence order, then (if given) the head's seq, mac and head_mac."""
     expected, prev, count = 1, GENESIS, 0
@@ -60,21 +63,21 @@ def verify_entries(
             return VerifyResult(count, prev, expected, problem)
         if not macs_equal(str(row["prev_mac"]), prev):
             return VerifyResult(count, prev, seq, "chain broken: previous MAC does not match")
-        if not macs_equal(entry_mac(dict(row)), str(row["mac"])):
+        if not macs_equal(entry_mac(dict(row), ring), str(row["mac"])):
             return VerifyResult(count, prev, seq, "entry changed: MAC does not match")
         prev, expected, count = str(row["mac"]), expected + 1, count + 1
     last = prev if count else None
     if head is None:
         return VerifyResult(count, last)
-    return _check_head(_Head(*head), count, last)
+    return _check_head(_Head(*head), count, last, ring)
 
 
-def _check_head(head: _Head, count: int, last: str | None) -> VerifyResult:
+def _check_head(head: _Head, count: int, last: str | None, ring: KeyRing | None) -> VerifyResult:
     if head.seq == 0 and head.mac is None and head.head_mac is None:
         if count:
             return VerifyResult(count, last, 1, "head anchor reset while entries exist")
         return VerifyResult(0, None)
-    if not macs_equal(head_mac(head.seq, head.mac), head.head_mac):
+    if not macs_equal(head_mac(head.seq, head.mac, ring), head.head_mac):
         return VerifyResult(count, last, head.seq, "head anchor changed: its MAC does not match")
     if head.seq > count:
         return VerifyResult(count, last, count + 1, "entries missing at the end (log truncated)")
@@ -111,14 +114,14 @@ def read_head(session: Session) -> tuple[int, str | None, str | None] | None:
     return None if row is None else (int(row[0]), row[1], row[2])
 
 
-def verify_log(session: Session) -> VerifyResult:
+def verify_log(session: Session, ring: KeyRing | None = None) -> VerifyResult:
     """Verify the database's whole audit log against its head anchor."""
     head = read_head(session)
     if head is None:
         return VerifyResult(0, None, None, "head anchor row missing (deleted?)")
     # Only entries up to the head read first are checked, so an append committed while
     # we read is not mistaken for an entry the head does not cover.
-    result = verify_entries(iter_entries(session, upto=head[0]), head)
+    result = verify_entries(iter_entries(session, upto=head[0]), head, ring)
     if not result.ok:
         return result
     last = session.scalar(select(func.max(AuditEntry.seq)))

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from healthy_homes.audit.reseal import reseal
+from healthy_homes.clock import SystemClock
 from healthy_homes.crypto import load_key_file, set_keyring, write_key_file
 from healthy_homes.errors import CryptoError
 from healthy_homes.store.db import Database
@@ -38,6 +40,9 @@ def rotate(
     ring = current if resumed else current.with_new_active_key(new_hmac=new_hmac)
     old_ids = tuple(k for k in ring.key_ids if k != ring.active_key_id)
     if not resumed:
+        if new_hmac:
+            # Audit MACs and pseudonyms are keyed hashes: re-sealed while both keys are known.
+            reseal(db, current, ring, SystemClock())
         write_key_file(key_file, ring, replace=True)
     set_keyring(ring)
     reencrypted = reencrypt(db.engine, ring, batch_size=batch_size)
