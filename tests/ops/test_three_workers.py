@@ -3,11 +3,12 @@ exactly once, with the work spread across the workers; killing one worker mid-ru
 nothing.
 
 Three delivery worker processes claim from one outbox (``FOR UPDATE SKIP LOCKED`` under
-a lease) and send to a mock housing FHIR server on loopback. Once about a third has
-arrived, one worker is SIGKILLed; what it held comes back when its leases expire and
-the other two finish. The receiver holds each referral exactly once (a send the killed
-worker made but never recorded is repeated under the same identifier and de-duplicated
-by conditional create), and the outbox ends with every entry delivered.
+a lease) and send to a mock housing FHIR server on loopback, in a process of its own
+(it is someone else's server). Once about a third has arrived, one worker is SIGKILLed;
+what it held comes back when its leases expire and the other two finish. The receiver
+holds each referral exactly once (a send the killed worker made but never recorded is
+repeated under the same identifier and de-duplicated by conditional create), and the
+outbox ends with every entry delivered.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
+from healthy_homes.fhir.systems import HH_REFERRAL_ID
 from healthy_homes.store.db import Database
-from tests.delivery.helpers import received, states
+from tests.delivery.helpers import states
 from tests.delivery.seed import SERVICE_ID, enqueue
 
 REFERRALS = 2000
@@ -59,6 +62,39 @@ backoff_cap_seconds = 0.2
     return config
 
 
+def _receiver(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """A mock housing FHIR server in its own process; its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "healthy_homes", "mock-server", "--mode", "housing", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "receiver.err").open("wb"),
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "FHIR base:" in line:
+            return process, line.split("FHIR base:")[1].strip()
+    raise AssertionError((tmp_path / "receiver.err").read_text()[-2000:])
+
+
+def received(base_url: str) -> Counter[str]:
+    """How many ServiceRequests the receiver holds per referral identifier (read over FHIR)."""
+    counts: Counter[str] = Counter()
+    url: str | None = f"{base_url}/ServiceRequest?_count=500"
+    with httpx.Client(timeout=60) as client:
+        while url:
+            bundle = client.get(url).raise_for_status().json()
+            for entry in bundle.get("entry") or []:
+                for identifier in entry["resource"].get("identifier") or []:
+                    if identifier.get("system") == HH_REFERRAL_ID:
+                        counts[str(identifier["value"])] += 1
+            url = next(
+                (link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None
+            )
+    return counts
+
+
 def _shares(logs: list[Path]) -> list[int]:
     return [len(log.read_text().split()) if log.exists() else 0 for log in logs]
 
@@ -66,13 +102,13 @@ def _shares(logs: list[Path]) -> list[int]:
 @pytest.mark.e2e
 @pytest.mark.postgres
 def test_three_workers_deliver_2000_each_exactly_once_and_a_kill_loses_nothing(
-    postgres_url: str, tmp_path: Path, mock_fhir_factory
+    postgres_url: str, tmp_path: Path
 ) -> None:
     db = Database(postgres_url)
     db.upgrade()
-    housing = mock_fhir_factory(mode="housing")
+    receiver, housing_url = _receiver(tmp_path)
     ids = enqueue(db, REFERRALS, datetime.now(UTC))
-    config = _config(tmp_path, postgres_url, housing.base_url)
+    config = _config(tmp_path, postgres_url, housing_url)
     logs = [tmp_path / f"worker-{n}.log" for n in range(WORKERS)]
     workers = [
         subprocess.Popen(
@@ -112,14 +148,13 @@ def test_three_workers_deliver_2000_each_exactly_once_and_a_kill_loses_nothing(
             worker.send_signal(signal.SIGTERM)
         for n, worker in enumerate(workers[1:], start=1):
             assert worker.wait(timeout=30) == 0, (tmp_path / f"worker-{n}.err").read_text()[-2000:]
-
+        counts = received(housing_url)
     finally:
-        for worker in workers:  # never leave a worker behind, whatever failed
+        for worker in [*workers, receiver]:  # never leave a process behind, whatever failed
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
     assert states(db) == Counter({"delivered": REFERRALS})
-    counts = received(housing)
     assert set(counts) == set(ids)
     assert set(counts.values()) == {1}, "a referral arrived more than once"
     after = _shares(logs)
