@@ -40,6 +40,7 @@ class KeyFile(BaseModel):
     active_key: str
     data_keys: dict[str, str]
     hmac_key: str
+    previous_hmac_key: str | None = None
 
 
 def _b64(value: str, what: str) -> bytes:
@@ -49,10 +50,21 @@ def _b64(value: str, what: str) -> bytes:
         raise KeyMissingError(f"{what} is not valid base64") from None
 
 
-def _ring(active: str, data_keys: Mapping[str, str], hmac_key: str, source: str) -> KeyRing:
+def _ring(
+    active: str,
+    data_keys: Mapping[str, str],
+    hmac_key: str,
+    source: str,
+    previous_hmac_key: str | None = None,
+) -> KeyRing:
     keys = {kid: _b64(value, f"data key '{kid}' in {source}") for kid, value in data_keys.items()}
+    previous = None
+    if previous_hmac_key is not None:
+        previous = _b64(previous_hmac_key, f"previous_hmac_key in {source}")
     try:
-        return KeyRing(keys, active, _b64(hmac_key, f"hmac_key in {source}"))
+        return KeyRing(
+            keys, active, _b64(hmac_key, f"hmac_key in {source}"), previous_hmac_key=previous
+        )
     except KeyMissingError as exc:
         raise KeyMissingError(f"{exc.message} (in {source})") from None
 
@@ -76,7 +88,13 @@ def load_key_file(path: Path | str) -> KeyRing:
     except (ValueError, ValidationError) as exc:
         kind = "not JSON" if isinstance(exc, json.JSONDecodeError) else "not a key file"
         raise KeyMissingError(f"key file {target} is {kind} ({FORMAT})") from None
-    return _ring(document.active_key, document.data_keys, document.hmac_key, str(target))
+    return _ring(
+        document.active_key,
+        document.data_keys,
+        document.hmac_key,
+        str(target),
+        document.previous_hmac_key,
+    )
 
 
 def write_key_file(path: Path | str, ring: KeyRing, *, replace: bool = False) -> None:
@@ -90,16 +108,21 @@ def write_key_file(path: Path | str, ring: KeyRing, *, replace: bool = False) ->
             kid: base64.b64encode(ring.data_key(kid)).decode("ascii") for kid in ring.key_ids
         },
         hmac_key=base64.b64encode(ring.hmac_key).decode("ascii"),
+        previous_hmac_key=_b64_or_none(ring.previous_hmac_key),
     )
     temporary = target.with_name(f".{target.name}.new")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         os.fchmod(handle.fileno(), 0o600)
-        handle.write(document.model_dump_json(indent=2) + "\n")
+        handle.write(document.model_dump_json(indent=2, exclude_none=True) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
     # The old file stays whole until the new one is complete on disk.
     os.replace(temporary, target)
+
+
+def _b64_or_none(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode("ascii")
 
 
 def keyring_from_config(config: SecurityConfig) -> KeyRing:

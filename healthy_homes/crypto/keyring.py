@@ -39,7 +39,14 @@ def new_key_id() -> str:
 class KeyRing:
     """Data keys (one active, older ones kept for reading) plus the keyed-hash key."""
 
-    def __init__(self, data_keys: Mapping[str, bytes], active: str, hmac_key: bytes) -> None:
+    def __init__(
+        self,
+        data_keys: Mapping[str, bytes],
+        active: str,
+        hmac_key: bytes,
+        *,
+        previous_hmac_key: bytes | None = None,
+    ) -> None:
         if not data_keys:
             raise KeyMissingError("keyring has no data keys")
         for key_id, key in data_keys.items():
@@ -56,6 +63,8 @@ class KeyRing:
         self._keys = dict(data_keys)
         self._active = active
         self._hmac_key = hmac_key
+        # Kept only while a rotation is under way, so its keyed hashes can be redone.
+        self._previous_hmac_key = previous_hmac_key
         # One AESGCM object per key: building it expands the key schedule, which would
         # otherwise happen on every value written on the referral send path.
         self._aead = {key_id: AESGCM(key) for key_id, key in self._keys.items()}
@@ -86,6 +95,17 @@ class KeyRing:
     def hmac_key(self) -> bytes:
         """The raw HMAC key (for writing the key file)."""
         return self._hmac_key
+
+    @property
+    def previous_hmac_key(self) -> bytes | None:
+        """The HMAC key a rotation under way replaces (None when none is)."""
+        return self._previous_hmac_key
+
+    def hashing_as_before(self) -> KeyRing:
+        """This keyring hashing with the HMAC key the current rotation replaces."""
+        if self._previous_hmac_key is None:
+            raise KeyMissingError("no rotation of the HMAC key is under way")
+        return KeyRing(self._keys, self._active, self._previous_hmac_key)
 
     def encrypt(self, plaintext: bytes, *, aad: bytes) -> bytes:
         """Encrypt under the active key with a random 96-bit nonce."""
@@ -132,10 +152,12 @@ class KeyRing:
         if key_id in self._keys:
             raise KeyMissingError(f"key id '{key_id}' is already in the keyring")
         keys = self._keys | {key_id: AESGCM.generate_key(bit_length=256)}
-        return KeyRing(keys, key_id, os.urandom(32) if new_hmac else self._hmac_key)
+        if not new_hmac:
+            return KeyRing(keys, key_id, self._hmac_key)
+        return KeyRing(keys, key_id, os.urandom(32), previous_hmac_key=self._hmac_key)
 
     def only_active(self) -> KeyRing:
-        """This keyring without its older data keys."""
+        """This keyring without its older data keys (and without a replaced HMAC key)."""
         return KeyRing({self._active: self._keys[self._active]}, self._active, self._hmac_key)
 
 

@@ -4,7 +4,8 @@ Order matters for crash safety. The key file first gains the new key while keepi
 old one, so whatever state the database is left in, every value stays readable. Only
 when no value under an old key remains is the old key removed from the file. A run
 interrupted in between is resumed by running it again: a key file holding more than
-one data key means the last rotation has not finished, and no further key is added.
+one data key, or a replaced HMAC key, means the last rotation has not finished, and no
+further key is added.
 """
 
 from __future__ import annotations
@@ -13,11 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from healthy_homes.audit.reseal import reseal
+from healthy_homes.audit.verify import verify_log
 from healthy_homes.clock import SystemClock
-from healthy_homes.crypto import load_key_file, set_keyring, write_key_file
+from healthy_homes.crypto import KeyRing, load_key_file, set_keyring, write_key_file
 from healthy_homes.errors import CryptoError
 from healthy_homes.store.db import Database
 from healthy_homes.store.rekey import reencrypt, rehash, stale_values
+
+
+def _reseal_audit(db: Database, ring: KeyRing) -> None:
+    """Move the audit chain to ``ring``'s HMAC key, unless a previous run already did."""
+    before = ring.hashing_as_before()
+    with db.session() as session:
+        done = verify_log(session, ring).ok and not verify_log(session, before).ok
+    if not done:
+        # Audit MACs and pseudonyms are keyed hashes: re-sealed while both keys are known.
+        reseal(db, before, ring, SystemClock())
 
 
 @dataclass(frozen=True)
@@ -36,14 +48,15 @@ def rotate(
 ) -> RotationResult:
     """Rotate the keys in ``key_file`` and re-encrypt ``db`` under the new active key."""
     current = load_key_file(key_file)
-    resumed = len(current.key_ids) > 1
+    resumed = len(current.key_ids) > 1 or current.previous_hmac_key is not None
     ring = current if resumed else current.with_new_active_key(new_hmac=new_hmac)
     old_ids = tuple(k for k in ring.key_ids if k != ring.active_key_id)
     if not resumed:
-        if new_hmac:
-            # Audit MACs and pseudonyms are keyed hashes: re-sealed while both keys are known.
-            reseal(db, current, ring, SystemClock())
+        # The file keeps the old HMAC key too until the end: the audit chain is sealed
+        # with it, and a run stopped before the re-seal must still be able to redo it.
         write_key_file(key_file, ring, replace=True)
+    if ring.previous_hmac_key is not None:
+        _reseal_audit(db, ring)
     set_keyring(ring)
     reencrypted = reencrypt(db.engine, ring, batch_size=batch_size)
     rehashed = rehash(db.engine, batch_size=batch_size)

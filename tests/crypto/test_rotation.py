@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from healthy_homes.audit import verify_log
+from healthy_homes.audit.reseal import reseal
 from healthy_homes.cli import main
+from healthy_homes.clock import FixedClock
 from healthy_homes.crypto import KeyRing, load_key_file, set_keyring, write_key_file
 from healthy_homes.errors import CryptoError, UnknownKeyError
 from healthy_homes.keys import rotation
@@ -27,7 +30,8 @@ from healthy_homes.store.models import (
 )
 from healthy_homes.store.rekey import sealed_columns
 from healthy_homes.store.types import EncryptedText
-from tests.crypto.seed import dataset, nhs, seed
+from tests.audit.test_chain import append
+from tests.crypto.seed import WHEN, dataset, nhs, seed
 
 PATIENTS = 5  # with --batch-size 2: several batches per table, one of them short
 MODELS = (FlagRecord, FlagEvent, ConsentRecord, Referral, HousingReferral, HousingActivity)
@@ -211,4 +215,31 @@ def test_a_write_under_the_old_key_during_rotation_keeps_every_key(
     assert set(kept.key_ids) == {"old1", kept.active_key_id}  # the old key was not dropped
     set_keyring(kept)
     assert _snapshot(db)["FlagRecord"][0]["outcome_reason"] == "late"
+    db.dispose()
+
+
+@pytest.mark.parametrize("stopped", ["before the audit re-seal", "after the audit re-seal"])
+def test_a_rotation_stopped_midway_still_leaves_the_audit_log_verifiable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stopped: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    key_file, config = _configure(tmp_path, url, monkeypatch)
+    old = KeyRing.generate("old1")
+    db = Database(url, keyring=old)
+    db.upgrade()
+    seed(db, 2)
+    append(db, FixedClock(WHEN), 3)
+    # The first run wrote the new key file (old HMAC key kept) and then stopped.
+    midway = old.with_new_active_key("new1")
+    write_key_file(key_file, midway)
+    assert load_key_file(key_file).previous_hmac_key == old.hmac_key
+    if stopped == "after the audit re-seal":
+        reseal(db, old, midway, FixedClock(WHEN))
+    assert main(["keys", "rotate", "--config", str(config)]) == 0
+    final = load_key_file(key_file)
+    assert final.key_ids == ("new1",) and final.previous_hmac_key is None
+    assert final.hmac_key == midway.hmac_key
+    with db.session() as session:
+        result = verify_log(session, final)
+    assert result.ok and result.entries == 4  # one keys.rotated entry: re-sealed exactly once
     db.dispose()
