@@ -137,6 +137,15 @@ class AccessControl:
         request.scope.setdefault("state", {})[STATE_KEY] = found
         return found
 
+    def still_signed_in(self, request: Request) -> bool:
+        """Whether the request's user is still signed in now (not the cached answer).
+
+        For a long-lived response such as an event stream: sign-out, a disabled account
+        or a timed-out session ends it at the next event.
+        """
+        request.scope.get("state", {}).pop(STATE_KEY, None)
+        return self.principal(request) is not None
+
     def allows(self, principal: Principal, roles: Iterable[Role]) -> bool:
         """Whether the principal has one of ``roles`` in this app's organisation."""
         if principal.role not in set(roles):

@@ -14,7 +14,7 @@ from healthy_homes.flags.popup import api, referrals
 from healthy_homes.flags.popup.forms import form_items
 from healthy_homes.flags.popup.state import NotSignedIn, actions_of, clinician_of, state_of
 from healthy_homes.web import sse
-from healthy_homes.web.access import Role, require_role
+from healthy_homes.web.access import Role, access_of, require_role
 from healthy_homes.web.templating import render
 
 
@@ -46,9 +46,14 @@ async def events(request: Request) -> Response:
     subscriber = state.board.subscribe(clinician_of(request))
     heartbeat = state.config.heartbeat_seconds
 
+    access = access_of(request)
+
     async def body() -> AsyncIterator[bytes]:
         try:
             async for chunk in sse.stream(subscriber.queue, heartbeat_seconds=heartbeat):
+                # Signed out, disabled or timed out since the stream opened: no more data.
+                if not access.still_signed_in(request):
+                    break
                 yield chunk
         finally:
             state.board.unsubscribe(subscriber)
