@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from healthy_homes.clock import FixedClock
@@ -36,6 +37,10 @@ def _value(samples, name: str, **labels: str) -> float:  # type: ignore[no-untyp
     return samples[(name, tuple(sorted(labels.items())))]
 
 
+def _grown(samples, before, name: str, **labels: str) -> float:  # type: ignore[no-untyped-def]
+    return _value(samples, name, **labels) - before.get((name, tuple(sorted(labels.items()))), 0)
+
+
 def test_metrics_after_sync_delivery_and_flag_actions(tmp_path: Path, mock_fhir_factory) -> None:
     db = Database(f"sqlite:///{tmp_path / 'ops.db'}")
     db.upgrade()
@@ -43,6 +48,8 @@ def test_metrics_after_sync_delivery_and_flag_actions(tmp_path: Path, mock_fhir_
     housing = mock_fhir_factory(mode="housing")
     settings = settings_for(db, practice, housing)
     clock = FixedClock(NOW)
+    # In-process counters live as long as the process: compare with what was there before.
+    before = _samples(generate_latest(REGISTRY).decode())
     world = build(settings, db, clock)
     clock.advance(timedelta(minutes=5))
     running = {"scheduler": False}
@@ -70,22 +77,28 @@ def test_metrics_after_sync_delivery_and_flag_actions(tmp_path: Path, mock_fhir_
     metric = "healthy_homes_sync_duration_seconds"
 
     # Sync durations: one histogram per practice and run kind, with a positive duration.
-    assert _value(samples, f"{metric}_count", practice=SYNCED, kind="auto") == 1
-    assert _value(samples, f"{metric}_sum", practice=SYNCED, kind="auto") > 0
-    assert _value(samples, f"{metric}_count", practice=DOWN, kind="auto") == 1
+    assert _grown(samples, before, f"{metric}_count", practice=SYNCED, kind="auto") == 1
+    assert _grown(samples, before, f"{metric}_sum", practice=SYNCED, kind="auto") > 0
+    assert _grown(samples, before, f"{metric}_count", practice=DOWN, kind="auto") == 1
     assert (
         "healthy_homes_sync_duration_seconds_count",
         (("kind", "auto"), ("practice", NEVER)),
     ) not in samples
     assert (
-        _value(
-            samples, "healthy_homes_practice_runs_total", practice=SYNCED, kind="auto", outcome="ok"
+        _grown(
+            samples,
+            before,
+            "healthy_homes_practice_runs_total",
+            practice=SYNCED,
+            kind="auto",
+            outcome="ok",
         )
         == 1
     )
     assert (
-        _value(
+        _grown(
             samples,
+            before,
             "healthy_homes_practice_runs_total",
             practice=DOWN,
             kind="auto",
@@ -94,18 +107,12 @@ def test_metrics_after_sync_delivery_and_flag_actions(tmp_path: Path, mock_fhir_
         == 1
     )
     # Pages fetched for the synced practice (a Bundle per register at least).
-    assert _value(samples, "healthy_homes_fhir_pages_fetched_total", practice=SYNCED) >= 4
+    assert _grown(samples, before, "healthy_homes_fhir_pages_fetched_total", practice=SYNCED) >= 4
     # Errors by class: the refused endpoint's connection errors and its failed run.
-    assert (
-        _value(
-            samples, "healthy_homes_errors_total", where="fhir", error_class="FhirTransportError"
-        )
-        >= 1
-    )
-    sync_errors = [
-        k for k in samples if k[0] == "healthy_homes_errors_total" and ("where", "sync") in k[1]
-    ]
-    assert sync_errors and all(samples[k] >= 1 for k in sync_errors)
+    errors = "healthy_homes_errors_total"
+    assert _grown(samples, before, errors, where="fhir", error_class="FhirTransportError") >= 1
+    sync_errors = [k for k in samples if k[0] == errors and ("where", "sync") in k[1]]
+    assert sum(samples[k] - before.get(k, 0) for k in sync_errors) == 1  # the refused practice
     # Flags raised, shown and acted on, from the store.
     assert (
         _value(samples, "healthy_homes_flag_events_total", kind="raised") == world.flags_raised > 0
