@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from healthy_homes.accounts import throttle, users
 from healthy_homes.accounts.passwords import dummy_hash, verify_password
+from healthy_homes.audit import events as audit_events
 from healthy_homes.clock import Clock
 from healthy_homes.store.access_models import UserAccount, UserSession
 from healthy_homes.store.db import Database
@@ -73,6 +74,7 @@ class DatabaseAccounts:
                 id=users.token_hash(token), user_id=user.id, created_at=now, last_seen_at=now
             )
             session.add(row)
+            audit_events.signed_in(session, user.id, user.role, user.organisation, self.clock)
             return token
 
     def _live(self, session: Session, row: UserSession) -> UserAccount | None:

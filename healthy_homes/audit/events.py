@@ -152,3 +152,18 @@ def capacity_changed(
         detail={"per_week": per_week},
         clock=clock,
     )
+
+
+def signed_in(session: Session, user_id: str, role: str, organisation: str, clock: Clock) -> None:
+    """Someone signed in to a page (a practice's or a housing team's)."""
+    record_audit(
+        session,
+        actor=user_id,
+        role=role,
+        action="user.signed-in",
+        subject_kind="user",
+        subject_id=user_id,
+        practice_ods=None,
+        detail={"organisation": organisation},
+        clock=clock,
+    )

@@ -20,6 +20,7 @@ from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from healthy_homes.audit import Actor
 from healthy_homes.clock import Clock
 from healthy_homes.housing import workflow
 from healthy_homes.housing.resources import OUTCOMES
@@ -253,7 +254,8 @@ async def save_capacity(request: Request, principal: Principal = MANAGER) -> Res
     except ValueError:
         return RedirectResponse("/capacity?error=number", status_code=303)
     with pages.db.session() as session:
-        set_capacity(session, officer.team_id, per_week)
+        by = Actor(principal.user_id, principal.role)
+        set_capacity(session, officer.team_id, per_week, by=by, clock=pages.clock)
     return RedirectResponse("/?done=capacity", status_code=303)
 
 

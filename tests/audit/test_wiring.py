@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
+from healthy_homes.accounts.sessions import DatabaseAccounts
+from healthy_homes.accounts.users import add_user
 from healthy_homes.audit import verify_log
 from healthy_homes.audit.chain import pseudonym
 from healthy_homes.clock import FixedClock
@@ -35,6 +37,7 @@ from healthy_homes.store.models import (
     HousingTeam,
     Referral,
 )
+from healthy_homes.web.access import Role
 from tests.delivery.seed import enqueue, service
 from tests.delivery.test_worker import _worker
 
@@ -200,3 +203,23 @@ def test_operator_retry_and_cancel_are_one_entry_each(db: Database) -> None:
         ("referral.cancel", second),
     ]
     assert found[0].role == "operator"
+
+
+def test_a_sign_in_is_one_entry_and_a_failed_one_none(db: Database) -> None:
+    clock = FixedClock(NOW)
+    with db.session() as session:
+        user = add_user(
+            session,
+            username="dr.a",
+            display_name="Dr A",
+            role=Role.CLINICIAN,
+            organisation="A12345",
+            password="correct horse battery staple",
+            now=NOW,
+        )
+    accounts = DatabaseAccounts(db, clock)
+    assert accounts.sign_in("dr.a", "wrong password entirely", "127.0.0.1") is None
+    assert accounts.sign_in("dr.a", "correct horse battery staple", "127.0.0.1") is not None
+    [entry] = entries(db)
+    assert (entry.action, entry.actor, entry.role) == ("user.signed-in", user.id, "clinician")
+    assert entry.detail == {"organisation": "A12345"}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import signal
 
+from healthy_homes.audit import Actor
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
@@ -76,6 +78,11 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator() -> Actor:
+    """Who ran the command, for the audit log: the operating-system account."""
+    return Actor(f"os:{getpass.getuser()}", "operator")
+
+
 def _retry(args: argparse.Namespace) -> int:
     db = _db(resolve_settings(args.config))
     try:
@@ -83,7 +90,7 @@ def _retry(args: argparse.Namespace) -> int:
             print(f"{outbox.retry_dead(db, SystemClock())} dead referral(s) queued again")
         else:
             for referral_id in args.referral:
-                outbox.retry(db, referral_id, SystemClock())
+                outbox.retry(db, referral_id, SystemClock(), by=_operator())
                 print(f"{referral_id}: queued again")
     finally:
         db.dispose()
@@ -94,7 +101,7 @@ def _cancel(args: argparse.Namespace) -> int:
     db = _db(resolve_settings(args.config))
     try:
         for referral_id in args.referral:
-            outbox.cancel(db, referral_id, SystemClock(), args.reason)
+            outbox.cancel(db, referral_id, SystemClock(), args.reason, by=_operator())
             print(f"{referral_id}: cancelled")
     finally:
         db.dispose()

@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from healthy_homes.accounts import SessionPolicy, access_control
 from healthy_homes.accounts.pages import users_router
+from healthy_homes.audit import Actor
 from healthy_homes.clock import Clock
 from healthy_homes.connector.delivery import outbox
 from healthy_homes.errors import ReferralError
@@ -79,7 +80,7 @@ def outbox_router(db: Database, clock: Clock) -> APIRouter:
     def retry(referral_id: str, admin: Principal = ADMIN) -> Response:
         operator(admin, referral_id)
         try:
-            outbox.retry(db, referral_id, clock)
+            outbox.retry(db, referral_id, clock, by=Actor(admin.user_id, admin.role))
         except ReferralError as exc:
             raise HTTPException(status_code=409, detail=exc.message) from None
         return RedirectResponse(f"{PREFIX}?state=dead", status_code=303)
@@ -93,7 +94,8 @@ def outbox_router(db: Database, clock: Clock) -> APIRouter:
         if not text:
             raise HTTPException(status_code=422, detail="give a reason")
         try:
-            outbox.cancel(db, referral_id, clock, f"{text} (by {who})")
+            by = Actor(admin.user_id, admin.role)
+            outbox.cancel(db, referral_id, clock, f"{text} (by {who})", by=by)
         except ReferralError as exc:
             raise HTTPException(status_code=409, detail=exc.message) from None
         return RedirectResponse(f"{PREFIX}?state=dead", status_code=303)
