@@ -8,6 +8,15 @@ Each patient is routed (``referrals/routing.py``) before consent is asked: the o
 names the one housing service their home's postcode and tenure lead to, a patient
 outside every service's area is told so and no consent is recorded, and the referral
 made after consent goes to the routed service.
+
+A health reason (why the patient was flagged) is written here, from the flag's own
+reasons, never taken from what a page sent: it goes in the referral form only when
+the practice has ``share_health_reason`` on and the patient agreed
+(``health_reason_consented``); a reason sent to a practice that has it off is refused.
+
+"Consent and refer" sends at once over the routed service's own transport (FHIR,
+BaRS, HL7 v2 or email, as ``forward_referral`` picks it), as the delivery worker
+would; the outbox entry written with the referral still covers a failed send.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 from sqlmodel import col, select
 
 from healthy_homes.clock import Clock
@@ -33,7 +43,12 @@ from healthy_homes.flags.transitions import (
     get_flag,
     mark_shown,
 )
-from healthy_homes.referrals.dataset import ReferralForm, from_patient, with_form
+from healthy_homes.referrals.dataset import (
+    ReferralForm,
+    allow_health_reason,
+    from_patient,
+    with_form,
+)
 from healthy_homes.referrals.forward import forward_referral
 from healthy_homes.referrals.routing import Routing, decide_dataset
 from healthy_homes.referrals.service import create_referral
@@ -67,9 +82,10 @@ class ClinicianActions:
     """Record what happened to a flag: shown, consent (and refer), decline, snooze, withdraw.
 
     ``services`` are the housing services this practice may refer to (routing picks
-    one per patient; default: ``service`` alone). ``housing_clients`` are FHIR clients
-    by service id for sending at once; ``housing_client`` is ``service``'s. A referral
-    to a service without one is left to the delivery worker (its outbox entry exists).
+    one per patient; default: ``service`` alone). ``housing_clients`` are pooled FHIR
+    clients by service id; ``housing_client`` is ``service``'s. Other services are sent
+    to over a transport opened for the send (``http`` routes its HTTP, as in
+    ``transport_for``). ``share_health_reason`` is the practice's setting.
     """
 
     def __init__(
@@ -85,6 +101,8 @@ class ClinicianActions:
         wording_version: str = CONSENT_WORDING_VERSION,
         services: Sequence[HousingServiceConfig] | None = None,
         housing_clients: Mapping[str, FhirClient] | None = None,
+        share_health_reason: bool = False,
+        http: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.db = db
         self.practice_ods = practice_ods
@@ -96,6 +114,8 @@ class ClinicianActions:
         self.rules = rules
         self.clock = clock
         self.wording_version = wording_version
+        self.share_health_reason = share_health_reason
+        self.http = http
 
     @property
     def recipient(self) -> Recipient:
@@ -113,6 +133,27 @@ class ClinicianActions:
         if service.id == self.service.id and self.housing_client is not None:
             return self.housing_client
         return self.housing_clients.get(service.id)
+
+    def health_reason(self, flag_id: str) -> str | None:
+        """Why the patient was flagged, for housing (None: this practice never shares it)."""
+        if not self.share_health_reason:
+            return None
+        return health_reason_of(self.flag(flag_id))
+
+    def _checked_form(self, flag_id: str, form: ReferralForm | None) -> ReferralForm | None:
+        """The form with the health reason as the flag gives it, or refused or left out."""
+        if form is None:
+            return None
+        try:
+            allow_health_reason(form, practice_allows=self.share_health_reason)
+        except ValueError as exc:
+            raise ReferralError(str(exc), practice=self.practice_ods) from None
+        agreed = self.share_health_reason and form.health_reason_consented
+        # The page only says whether the patient agreed; the words come from the flag.
+        reason = self.health_reason(flag_id) if agreed else None
+        return form.model_copy(
+            update={"health_reason": reason, "health_reason_consented": reason is not None}
+        )
 
     async def route(
         self, flag_id: str, *, form: ReferralForm | None = None, recorded_by: str = ""
@@ -176,6 +217,7 @@ class ClinicianActions:
 
         RoutingError (with the clinician's explanation) when no service takes the patient.
         """
+        form = self._checked_form(flag_id, form)
         service, patient = await self._routed(flag_id, form=form, recorded_by=recorded_by)
         return await preview_referral(
             self.db,
@@ -204,6 +246,7 @@ class ClinicianActions:
         The patient is routed first: with no housing service for them, RoutingError is
         raised and nothing is recorded. The referral goes to the routed service.
         """
+        form = self._checked_form(flag_id, form)
         service, _ = await self._routed(flag_id, form=form, recorded_by=recorded_by)
         consent = await record_decision(
             self.db,
@@ -381,11 +424,12 @@ class ClinicianActions:
         self, consent: ConsentRecord, referral: Referral, service: HousingServiceConfig
     ) -> ReferralOutcome:
         client = self.client_for(service)
-        if client is None:
-            # Its outbox entry is already written: the delivery worker sends it.
-            return ReferralOutcome(consent, referral, False, None, service)
         try:
-            sent = await forward_referral(self.db, client, referral.id, service, self.clock)
+            # No pooled client (BaRS, HL7 v2, email): forward_referral opens the
+            # service's own transport for this one send.
+            sent = await forward_referral(
+                self.db, client, referral.id, service, self.clock, http=self.http
+            )
         except DeliveryError as exc:
             log.warning("referral not sent yet: %s", exc, extra={"referral": referral.id})
             return ReferralOutcome(consent, referral, False, exc.message, service)
@@ -407,15 +451,29 @@ class ClinicianActions:
         sent = []
         for referral_id, service_id in waiting:
             service = self.service_by_id(service_id)
-            client = self.client_for(service) if service is not None else None
-            if service is None or client is None:
+            if service is None:
                 continue  # the delivery worker sends it
             try:
-                await forward_referral(self.db, client, referral_id, service, self.clock)
+                await forward_referral(
+                    self.db,
+                    self.client_for(service),
+                    referral_id,
+                    service,
+                    self.clock,
+                    http=self.http,
+                )
             except DeliveryError:
                 continue
             sent.append(referral_id)
         return sent
+
+
+def health_reason_of(flag: FlagRecord) -> str:
+    """Why a flag was raised, in the words its rules wrote (e.g. "On COPD register since 2019")."""
+    reasons = flag.reasons or [f"On {name} register" for name in flag.registers]
+    text = "; ".join(reasons) or "On a register the practice has chosen"
+    # ReferralForm.health_reason holds at most 300 characters.
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def recipient_of(service: HousingServiceConfig) -> Recipient:

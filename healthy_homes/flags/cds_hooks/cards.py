@@ -1,5 +1,11 @@
 """The one card we show: offer a housing referral, two suggestions, a link, override reasons.
 
+The patient is routed first, as the pop-up routes them (``referrals.routing``): the
+offer names the service their postcode leads to. When the area's service needs the
+tenure first, the card offers only the referral form (where it is asked). Outside
+every service's area the card is information only: no service covers the address,
+what to do instead, and nothing to consent to.
+
 Card and suggestion uuids are derived from the flag and the hook call, so the same
 call answered twice gives the same card, and feedback leads back to the flag.
 """
@@ -24,10 +30,16 @@ from healthy_homes.flags.cds_hooks.models import (
     Suggestion,
 )
 from healthy_homes.flags.fhir_flag import build_flag
+from healthy_homes.referrals.routing import Routing
 from healthy_homes.store.models import FlagStatus
 
 NAMESPACE = uuid.UUID("6f1b7c1e-3c43-4d4f-9d53-6b0a8f0e5a11")
 SUMMARY = "Offer a Healthy Homes referral: cold, damp or hazards at home"
+TENURE_FIRST = (
+    "The housing service for this patient's area depends on whether they own or rent "
+    "their home: open the referral form, ask, and record consent there."
+)
+NO_SERVICE_SUMMARY = "Healthy Homes: no housing service covers this patient's address"
 REFER = "Refer: patient consents"
 DECLINE = "Patient declines"
 OVERRIDE_SYSTEM = f"{HH_BASE}/CodeSystem/override-reason"
@@ -103,48 +115,85 @@ def _close_flag_actions(flag: CardFlag) -> list[Action] | None:
     ]
 
 
+def _override_reasons() -> list[Coding]:
+    return [
+        Coding(system=OVERRIDE_SYSTEM, code=code, display=display)
+        for code, display in OVERRIDE_DISPLAY.items()
+    ]
+
+
+def _form_link(config: CdsHooksConfig, flag: CardFlag) -> Link:
+    return Link.model_validate(
+        {
+            "label": "Open the referral form",
+            "url": config.referral_page_url.format(flag_id=flag.id),
+            "type": "absolute",
+        }
+    )
+
+
+def _why(flag: CardFlag) -> str:
+    return "; ".join(flag.reasons) or "On a register the practice has chosen"
+
+
+def _card_without_offer(
+    flag: CardFlag, card_id: uuid.UUID, config: CdsHooksConfig, routing: Routing, indicator: str
+) -> Card:
+    if routing.can_ask:
+        # Consent cannot be taken in one click before the tenure decides the service.
+        summary, detail, links = SUMMARY, TENURE_FIRST, [_form_link(config, flag)]
+    else:
+        # Nothing to agree to: offering a referral nobody would receive misleads the patient.
+        summary, detail, links = NO_SERVICE_SUMMARY, routing.message, None
+        indicator = "info"
+    return Card.model_validate(
+        {
+            "uuid": card_id,
+            "summary": summary,
+            "detail": f"**Why flagged:** {_why(flag)}.\n\n{detail}",
+            "indicator": indicator,
+            "source": Source(label=config.source_label, url=config.source_url, topic=TOPIC),
+            "overrideReasons": _override_reasons(),
+            "links": links,
+        }
+    )
+
+
 def build_card(
     flag: CardFlag,
     *,
     hook_instance: uuid.UUID,
     config: CdsHooksConfig,
     rules: FlagRulesConfig,
-    housing_name: str,
+    routing: Routing,
     wording_version: str,
 ) -> Card:
-    """The card for one open flag."""
+    """The card for one open flag, offering the service ``routing`` chose (or saying none)."""
     card_id = card_uuid(flag.id, hook_instance)
-    why = "; ".join(flag.reasons) or "On a register the practice has chosen"
+    indicator = "warning" if flag.priority >= rules.warning_priority else "info"
+    if routing.service is None:
+        return _card_without_offer(flag, card_id, config, routing, indicator)
+    housing_name = routing.service.name
     detail = (
-        f"**Why:** {why}.\n\n"
+        f"**Why:** {_why(flag)}.\n\n"
+        f"**Refers to:** {housing_name}.\n\n"
         f'**Ask:** "{consent_wording(housing_name, wording_version)}"\n\n'
         f"Choose *{REFER}* only if the patient agrees (consent wording {wording_version}); "
-        "the referral is sent at once with contact details only. To add their answers "
-        "(tenure, concerns, best time to call), open the referral form instead."
+        f"the referral is sent to {housing_name} at once with contact details only. To add "
+        "their answers (tenure, concerns, best time to call), open the referral form instead."
     )
     actions = _close_flag_actions(flag)
     return Card(
         uuid=card_id,
         summary=SUMMARY,
         detail=detail,
-        indicator="warning" if flag.priority >= rules.warning_priority else "info",
+        indicator="warning" if indicator == "warning" else "info",
         source=Source(label=config.source_label, url=config.source_url, topic=TOPIC),
         suggestions=[
             Suggestion(label=REFER, uuid=suggestion_uuid(card_id, "refer"), actions=actions),
             Suggestion(label=DECLINE, uuid=suggestion_uuid(card_id, "decline"), actions=actions),
         ],
         selectionBehavior="at-most-one",
-        overrideReasons=[
-            Coding(system=OVERRIDE_SYSTEM, code=code, display=display)
-            for code, display in OVERRIDE_DISPLAY.items()
-        ],
-        links=[
-            Link.model_validate(
-                {
-                    "label": "Open the referral form",
-                    "url": config.referral_page_url.format(flag_id=flag.id),
-                    "type": "absolute",
-                }
-            )
-        ],
+        overrideReasons=_override_reasons(),
+        links=[_form_link(config, flag)],
     )

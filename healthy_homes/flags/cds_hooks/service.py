@@ -213,7 +213,7 @@ class CdsHooksService:
     async def cards(
         self, service_id: str, body: bytes, caller: Caller
     ) -> tuple[CdsResponse, Shown | None]:
-        """Answer one hook call: a card for a flagged patient, else none."""
+        """Answer one hook call: a flagged patient's card (routed as the pop-up does), else none."""
         service = self.service(service_id)
         request = parse_body(HookRequest, body, "CDS Hooks request")
         if request.hook != service.hook:
@@ -236,7 +236,7 @@ class CdsHooksService:
             hook_instance=request.hookInstance,
             config=self.config,
             rules=self.settings.flags,
-            housing_name=self.actions.housing_name(caller.practice_ods),
+            routing=self.actions.route(caller.practice_ods, patient),
             wording_version=CURRENT_VERSION,
         )
         return CdsResponse(cards=[card]), Shown(
