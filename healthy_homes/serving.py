@@ -89,6 +89,9 @@ class ServerThread:
             self.app,
             log_level=self._log_level,
             access_log=False,
+            # uvicorn's own handlers would bypass ours: its records go to the root logger,
+            # through the redaction filter and in the chosen format (healthy_homes/logs.py).
+            log_config=None,
             lifespan="on",
             timeout_graceful_shutdown=2,
         )

@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from healthy_homes.logs import configure_logging, log_context, make_handler, redact
+from healthy_homes.serving import ServerThread
 
 NHS = "9990001234"
 
@@ -126,3 +128,32 @@ def test_cli_log_format_json_writes_json_lines(tmp_path: Path) -> None:
         record = json.loads(line)
         assert {"ts", "level", "logger", "msg"} <= set(record)
     assert any(json.loads(line)["logger"].startswith("alembic") for line in lines)
+
+
+def test_server_errors_reach_our_handler_redacted() -> None:
+    # A server error logs its traceback through uvicorn; it must pass our filter too.
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "lifespan":
+            message = await receive()
+            while message["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+                message = await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        raise RuntimeError(f"lookup of {NHS} failed at /Patient?family=Smith")
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handler = make_handler("json", stream)
+    root.addHandler(handler)
+    server = ServerThread(app)
+    try:
+        url = server.start()
+        assert httpx.get(f"{url}/Patient?family=Smith").status_code == 500
+    finally:
+        server.stop()
+        root.removeHandler(handler)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    errors = [r for r in records if r["logger"].startswith("uvicorn")]
+    assert errors and "RuntimeError" in errors[0]["exc"]
+    assert NHS not in stream.getvalue() and "Smith" not in stream.getvalue()

@@ -24,7 +24,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"CDS Hooks discovery at http://{host}:{port}/cds-services")
     print(f"EHR tokens must name e.g. {config.service_url('healthy-homes-patient-view')} as aud")
     # No access log: it would be the only place request details could leak to.
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
+    # No uvicorn logging config: its records reach our redacting handler (logs.py).
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", log_config=None)
     db.dispose()
     return 0
 
