@@ -128,6 +128,7 @@ def create_popup_app(
             clock=clock,
             services=config.referral_services,
             housing_clients=housing,
+            share_health_reason=config.practice.share_health_reason,
         )
         watcher = PromptWatcher(
             board=state.board,

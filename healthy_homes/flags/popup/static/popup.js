@@ -137,6 +137,8 @@ function openPrompt(prompt, opener) {
   for (const id of ["consent-caption", "decline-caption", "not-appropriate-caption"]) {
     byId(id).textContent = prompt.name;
   }
+  const healthReason = byId("health-reason-text");
+  if (healthReason) healthReason.textContent = prompt.reasons.join("; ");
   const reasons = byId("dialog-reasons");
   reasons.replaceChildren(
     ...prompt.reasons.map((reason) => {
@@ -264,6 +266,8 @@ function referralForm() {
     contact_times: text("contact_times"),
     staff_risks: text("staff_risks"),
     staff_risks_consented: form.get("staff_risks_consented") === "yes",
+    // Agreement only: the server writes the reason from the flag (absent: practice off).
+    health_reason_consented: form.get("health_reason_consented") === "yes",
   };
 }
 
