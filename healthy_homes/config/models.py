@@ -25,8 +25,8 @@ from pydantic import (
 
 from healthy_homes.config.cds_hooks import CdsHooksConfig as CdsHooksConfig
 from healthy_homes.config.flag_rules import FlagRulesConfig as FlagRulesConfig
-from healthy_homes.config.reporting import ReportingConfig as ReportingConfig
 from healthy_homes.config.ops import OpsConfig as OpsConfig
+from healthy_homes.config.reporting import ReportingConfig as ReportingConfig
 from healthy_homes.config.retention import RetentionConfig as RetentionConfig
 from healthy_homes.config.security import SecurityConfig as SecurityConfig
 
