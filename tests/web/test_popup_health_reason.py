@@ -7,7 +7,6 @@ what the page posts. The FHIR payload the housing server received is checked.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,8 @@ from healthy_homes.config.models import Settings
 from healthy_homes.consent.wording import CURRENT_VERSION
 from healthy_homes.fhir.systems import HH_REFERRAL_ID
 from healthy_homes.store.models import ConsentRecord, Referral
-from tests.web.world import PopupWorld, build_world, sign_in
+from tests.web import test_popup_routing as routing
+from tests.web.world import PopupWorld, build_world
 
 pytestmark = pytest.mark.e2e
 
@@ -27,49 +27,38 @@ CHECKBOX = "The patient agrees we may tell housing why they were flagged"
 TYPED = "Typed by the clinician, not from the flag"
 
 
-def _world(tmp: Any, *, share: bool) -> PopupWorld:
+def _world(tmp: Any, *, share: bool) -> Iterator[PopupWorld]:
     world = build_world(tmp, patients=120)
     data = world.settings.model_dump(mode="json")
     data["practices"][0]["share_health_reason"] = share
     world.settings = Settings.model_validate(data)
     world.start_popup()
-    return world
+    try:
+        yield world
+    finally:
+        world.stop()
 
 
 @pytest.fixture(scope="module")
 def sharing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PopupWorld]:
-    world = _world(tmp_path_factory.mktemp("health-reason-on"), share=True)
-    try:
-        yield world
-    finally:
-        world.stop()
+    yield from _world(tmp_path_factory.mktemp("health-reason-on"), share=True)
 
 
 @pytest.fixture(scope="module")
 def not_sharing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PopupWorld]:
-    world = _world(tmp_path_factory.mktemp("health-reason-off"), share=False)
-    try:
-        yield world
-    finally:
-        world.stop()
+    yield from _world(tmp_path_factory.mktemp("health-reason-off"), share=False)
 
 
-class Page:
-    """A signed-in clinician's page: its HTML, the CSRF token, and JSON posts."""
+class Page(routing.Page):
+    """A signed-in clinician's page, with its HTML and a consent post."""
 
     def __init__(self, world: PopupWorld) -> None:
-        self.http = httpx.Client(base_url=world.url, timeout=10)
-        sign_in(self.http)
+        super().__init__(world)
         self.html = self.http.get("/").text
-        found = re.search(r'name="csrf-token" content="([^"]+)"', self.html)
-        assert found is not None
-        self.token = found.group(1)
 
     def consent(self, flag_id: str, form: dict[str, Any]) -> httpx.Response:
         body = {"wording_version": CURRENT_VERSION, "form": form}
-        return self.http.post(
-            f"/api/flags/{flag_id}/consent", json=body, headers={"X-CSRF-Token": self.token}
-        )
+        return self.post(f"/api/flags/{flag_id}/consent", body)
 
 
 def _referral(world: PopupWorld, patient: str) -> tuple[Referral, list[str]]:
