@@ -1,7 +1,7 @@
 """Recalls go over each service's own transport, and a failed one is retried on the schedule.
 
 The housing service here takes HL7 v2 over MLLP (no FHIR anywhere on its side): the
-referral is delivered by the real delivery worker, the receiver goes away, consent is
+referral is delivered at consent over MLLP, the receiver goes away, consent is
 withdrawn (the recall fails), and the connector's scheduled recall job delivers the
 REF^I14 once the receiver is back. Time is a FixedClock; the job is run by calling
 what the scheduler would call, so nothing sleeps.
@@ -51,9 +51,9 @@ async def test_a_failed_recall_reaches_an_hl7_receiver_on_the_schedule(db, pract
         desk = desk_for(db, practice_client, service, clock)
         flag = await flag_for(desk)
         outcome = await desk.consent(flag.id, recorded_by=CLINICIAN)
-        assert not outcome.sent and outcome.service == service  # no direct path for v2
+        assert outcome.sent and outcome.service == service  # sent at once over MLLP
         worker = DeliveryWorker(db, [service], DeliveryConfig(), clock=clock)
-        assert (await worker.run_once()).delivered == 1
+        assert (await worker.run_once()).delivered == 0  # nothing left for the worker
         await worker.aclose()
         referral_id = outcome.referral.id
         assert list(receiver.referrals) == [referral_id]
