@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from healthy_homes.config.models import DeliveryConfig, Hl7v2HousingService
+from healthy_homes.config.models import DeliveryConfig
 from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.mock_server.mllp import MllpReceiver
@@ -19,18 +19,7 @@ from healthy_homes.store.db import Database
 from healthy_homes.store.models import OutboxEntry, OutboxState, Referral, ReferralStatus
 from tests.consent.conftest import desk_for, flag_for
 from tests.flags.world import CLINICIAN, PRACTICE
-
-
-def _v2(port: int) -> Hl7v2HousingService:
-    return Hl7v2HousingService(
-        id="coast-v2",
-        name="Coast & Country Housing",
-        ods_code="H1234",
-        transport="hl7v2",
-        mllp_host="127.0.0.1",
-        mllp_port=port,
-        timeout_seconds=5,
-    )
+from tests.transports.envelopes import hl7v2_service
 
 
 def _outbox(db: Database, referral_id: str) -> OutboxEntry:
@@ -41,7 +30,7 @@ def _outbox(db: Database, referral_id: str) -> OutboxEntry:
 
 async def test_consent_sends_to_an_hl7_v2_service_at_once(db, practice, clock) -> None:
     receiver = await MllpReceiver().start()
-    service = _v2(receiver.port)
+    service = hl7v2_service(receiver.port)
     try:
         async with FhirClient(practice.base_url, practice=PRACTICE) as practice_client:
             desk = desk_for(db, practice_client, service, clock)
@@ -69,7 +58,7 @@ async def test_receiver_down_the_consent_stands_and_the_worker_sends_later(
     receiver = await MllpReceiver().start()
     port = receiver.port
     await receiver.close()  # the housing system is away at the moment of consent
-    service = _v2(port)
+    service = hl7v2_service(port)
     async with FhirClient(practice.base_url, practice=PRACTICE) as practice_client:
         desk = desk_for(db, practice_client, service, clock)
         flag = await flag_for(desk)
