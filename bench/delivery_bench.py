@@ -124,12 +124,15 @@ def _receiver_process() -> Iterator[str]:
     process = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/fhir"
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 300  # start-up is slow on a loaded machine
+        while True:
             try:
                 httpx.get(f"{base}/metadata").raise_for_status()
                 break
             except httpx.HTTPError:
-                time.sleep(0.1)
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.2)
         yield base
     finally:
         process.terminate()
