@@ -118,6 +118,20 @@ def _health_reason_always_allowed() -> None:
     _swap("healthy_homes.referrals.dataset:allow_health_reason", allow_health_reason)
 
 
+def _every_service_covers_everywhere() -> None:
+    def area_match(service, postcode):  # type: ignore[no-untyped-def]
+        return ANYWHERE  # noqa: F821
+
+    _swap("healthy_homes.referrals.routing:area_match", area_match)
+
+
+def _no_recall() -> None:
+    def _needs_recall(referral):  # type: ignore[no-untyped-def]
+        return False
+
+    _swap("healthy_homes.consent.withdrawal:_needs_recall", _needs_recall)
+
+
 #: Every removal the hazard log may name.
 REMOVALS: dict[str, Callable[[], None]] = {
     "consent-gate": _no_consent_check,
@@ -131,6 +145,8 @@ REMOVALS: dict[str, Callable[[], None]] = {
     "hl7-escaping": _no_hl7_escaping,
     "dataset-extraction": _all_addresses_sent,
     "health-reason-opt-in": _health_reason_always_allowed,
+    "area-routing": _every_service_covers_everywhere,
+    "withdrawal-recall": _no_recall,
 }
 
 
