@@ -407,11 +407,9 @@ class Alert(SQLModel, table=True):
     acknowledged_at: datetime | None = _ts(nullable=True)
 
 
-# Imported last so that metadata sees the operations tables.
-from healthy_homes.store import ops_models as ops_models  # noqa: E402
-# Imported last so that metadata sees the audit log tables.
-from healthy_homes.store import audit_models as audit_models  # noqa: E402
-# Imported last so that metadata sees the reporting tables.
-from healthy_homes.store import reporting_models as reporting_models  # noqa: E402
-# Imported last so that metadata sees the access-control tables.
+# Imported last so that metadata sees the tables defined beside this module: access
+# control, the audit log, operations and reporting.
 from healthy_homes.store import access_models as access_models  # noqa: E402
+from healthy_homes.store import audit_models as audit_models  # noqa: E402
+from healthy_homes.store import ops_models as ops_models  # noqa: E402
+from healthy_homes.store import reporting_models as reporting_models  # noqa: E402
