@@ -4,7 +4,10 @@ Status arrives per transport: the remote Task polled (FHIR), ``servicerequest-re
 messages (BaRS), the ACK (HL7 v2, recorded at delivery), or the housing team's entry in
 the inbox (email; the inbox calls :func:`record_status`). Every change is
 
-1. stored on the referral (``Referral.task_status``), where the clinician's pages read it;
+1. stored on the referral (``Referral.task_status``), with what the housing team said
+   alongside it: why (``Referral.status_reason``, from ``Task.statusReason``, e.g. a
+   decline's "No capacity") and what was done (``Referral.outcome``, from ``Task.output``
+   or else ``businessStatus``), where the clinician's pages read it;
 2. written back to the practice record as a **Task mirror**: a Task in the practice's
    FHIR server carrying our referral identifier, ``for`` the practice's Patient, owner
    the housing service, with the remote status, ``statusReason`` and a readable
@@ -29,6 +32,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from fhir.resources.R4B.task import Task
@@ -179,6 +183,58 @@ class TaskMirror:
 
 
 @dataclass(frozen=True)
+class StatusReport:
+    """A remote status with what the housing team said about it (their words, or None)."""
+
+    status: str
+    reason: str | None = None
+    outcome: str | None = None
+
+
+@runtime_checkable
+class TaskReader(Protocol):
+    """A transport that can hand over the whole remote Task (FHIR, and email via the inbox)."""
+
+    async def read_task(self, envelope: ReferralEnvelope, receipt: DeliveryReceipt) -> JSON | None:
+        """The remote Task, or None if it cannot be found."""
+        ...
+
+
+def _concept_text(concept: JSON) -> str | None:
+    if concept.get("text"):
+        return str(concept["text"])
+    displays = [c.get("display") for c in concept.get("coding") or [] if c.get("display")]
+    return "; ".join(str(d) for d in displays) or None
+
+
+def report_of_task(task: JSON) -> StatusReport | None:
+    """A Task's status, ``statusReason`` and outcome (``output`` texts, else ``businessStatus``)."""
+    status = task.get("status")
+    if not status:
+        return None
+    reason = _concept_text(task.get("statusReason") or {})
+    outputs = [
+        text
+        for item in task.get("output") or []
+        if (text := _concept_text(item.get("valueCodeableConcept") or {}))
+    ]
+    outcome = "; ".join(outputs) or _concept_text(task.get("businessStatus") or {})
+    # The Task is the whole answer: nothing in it means nothing said ("" clears).
+    return StatusReport(str(status), reason or "", outcome or "")
+
+
+async def poll_report(
+    transport: Transport, envelope: ReferralEnvelope, receipt: DeliveryReceipt
+) -> StatusReport | None:
+    """The receiver's status, with its reason and outcome where the transport gives them."""
+    if isinstance(transport, TaskReader):
+        task = await transport.read_task(envelope, receipt)
+        return report_of_task(task) if task else None
+    status = await transport.poll_status(envelope, receipt)
+    return StatusReport(status) if status else None
+
+
+@dataclass(frozen=True)
 class StatusChange:
     """A referral's remote status moved."""
 
@@ -196,28 +252,43 @@ async def record_status(
     service: HousingServiceConfig,
     clock: Clock,
     reason: str | None = None,
+    outcome: str | None = None,
     mirror: TaskMirror | None = None,
 ) -> StatusChange | None:
-    """Store a status from any source (poll, response message, inbox); None if unchanged.
+    """Store a status from any source (poll, response message, inbox); None if it did not move.
 
+    ``reason`` and ``outcome`` are the housing team's words with it: None leaves those
+    stored (the source cannot say), "" clears them (the source says there are none).
     The email transport's hook: the housing inbox calls this when the team records
     progress on a referral that came by email.
     """
     with db.session() as session:
         row = session.get(Referral, referral_id)
-        if row is None or row.task_status == status:
+        if row is None:
             return None
-        old, row.task_status = row.task_status, status
+        # None: the source does not say (keep what is stored); "": it says there is none.
+        said = {
+            name: value[:500] or None
+            for name, value in (("status_reason", reason), ("outcome", outcome))
+            if value is not None and getattr(row, name) != (value[:500] or None)
+        }
+        if row.task_status == status and not said:
+            return None
+        old, moved = row.task_status, row.task_status != status
+        row.task_status = status
+        for name, value in said.items():
+            setattr(row, name, value)
         session.add(row)
-        record_status_event(session, row, status, clock.now())
-    change = StatusChange(referral_id, old, status, clock.now())
-    log.info("referral status changed", extra={"referral": referral_id, "status": status})
+        if moved:
+            record_status_event(session, row, status, clock.now())
+    log.info("referral status recorded", extra={"referral": referral_id, "status": status})
     if mirror is not None:
         try:
-            await mirror.write(row, service, status=status, reason=reason)
+            await mirror.write(row, service, status=status, reason=row.status_reason)
         except FhirError as exc:  # stored here; the mirror catches up on the next change
             log.warning("practice Task mirror not written: %s", exc, extra={"referral": row.id})
-    return change
+    # Only a move of the status is a change (new words alone are stored, not counted).
+    return StatusChange(referral_id, old, status, clock.now()) if moved else None
 
 
 def referral_id_of(message: JSON) -> str | None:
@@ -304,14 +375,21 @@ async def poll_statuses(
             continue
         receipt = DeliveryReceipt(referral.remote_task_url, referral.task_status)
         try:
-            status = await transport.poll_status(stored_envelope(db, referral, service), receipt)
+            report = await poll_report(transport, stored_envelope(db, referral, service), receipt)
         except DeliveryError as exc:
             log.warning("status poll failed: %s", exc, extra={"referral": referral.id})
             continue
-        if status is None:
+        if report is None:
             continue
         change = await record_status(
-            db, referral.id, status, service=service, clock=clock, mirror=mirror
+            db,
+            referral.id,
+            report.status,
+            service=service,
+            clock=clock,
+            reason=report.reason,
+            outcome=report.outcome,
+            mirror=mirror,
         )
         if change is not None:
             changes.append(change)

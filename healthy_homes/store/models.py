@@ -180,6 +180,9 @@ class Referral(SQLModel, table=True):
     sent_at: datetime | None = _ts(nullable=True)
     cancelled_at: datetime | None = _ts(nullable=True)
     cancel_reason: str | None = _sealed_text("referral.cancel_reason")
+    # What the housing team said with its status (migration 0012): why, and what was done.
+    status_reason: str | None = _sealed_text("referral.status_reason")
+    outcome: str | None = _sealed_text("referral.outcome")
     # When the housing service took our request to stop and delete (after withdrawal).
     remote_cancelled_at: datetime | None = _ts(nullable=True)
 

@@ -3,9 +3,11 @@
 Each row is a referral resting on a consent this clinician recorded at this practice:
 the housing service it went to, when it was sent, whether the housing side has
 acknowledged it, its status (the closed loop's ``record_status`` keeps
-``Referral.task_status`` up to date, whatever the transport) and whether the
-acknowledgement is overdue (past the service's ``ack_working_days``, or an
-``ack-overdue`` alert was raised). Nothing here changes anything.
+``Referral.task_status`` up to date, whatever the transport), what the housing team
+said with it (the reason for a decline, the outcome of a visit: ``Referral.status_reason``
+and ``Referral.outcome``, their own words) and whether the acknowledgement is overdue
+(past the service's ``ack_working_days``, or an ``ack-overdue`` alert was raised).
+Nothing here changes anything.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ReferralRow:
     sent: str
     acknowledged: str
     status: str
+    said: str
     overdue: bool
     due: str
 
@@ -68,6 +71,15 @@ def _status(referral: Referral) -> str:
     if referral.status != ReferralStatus.SENT:
         return NOT_SENT.get(ReferralStatus(referral.status), str(referral.status))
     return READABLE.get(referral.task_status, referral.task_status or "")
+
+
+def _said(referral: Referral) -> str:
+    parts = [
+        f"{label}: {text}"
+        for label, text in (("Reason", referral.status_reason), ("Outcome", referral.outcome))
+        if text
+    ]
+    return ". ".join(parts)
 
 
 def referrals_made(
@@ -116,6 +128,7 @@ def referrals_made(
                 sent=_when(referral, zone),
                 acknowledged="Yes" if acknowledged else ("No" if live else ""),
                 status=_status(referral),
+                said=_said(referral),
                 overdue=bool(live and not acknowledged and (late or referral.id in alerted)),
                 due=due.strftime("%d %b %Y") if due else "",
             )

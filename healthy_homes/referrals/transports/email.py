@@ -31,6 +31,7 @@ import httpx
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import EmailHousingService, HousingServiceConfig
 from healthy_homes.errors import ConfigError, DeliveryError
+from healthy_homes.fhir.client import JSON
 from healthy_homes.referrals.transports import fhir_rest
 from healthy_homes.referrals.transports.base import DeliveryReceipt, ReferralEnvelope
 from healthy_homes.referrals.transports.fhir_rest import FhirRestTransport
@@ -212,6 +213,12 @@ class EmailTransport:
             return None
         # The receipt's reference is the Message-ID, not a Task: look the Task up.
         return await self.status.poll_status(envelope, DeliveryReceipt(None, receipt.status))
+
+    async def read_task(self, envelope: ReferralEnvelope, receipt: DeliveryReceipt) -> JSON | None:
+        """The team's Task in the inbox (status, reason, outputs); None when not set up."""
+        if self.status is None:
+            return None
+        return await self.status.read_task(envelope, DeliveryReceipt(None, receipt.status))
 
     async def aclose(self) -> None:
         """One SMTP session per message; only the status reader holds connections."""

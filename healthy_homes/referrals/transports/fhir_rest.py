@@ -108,21 +108,21 @@ class FhirRestTransport:
         except FhirError as exc:
             raise self._error(exc, envelope, "could not be asked to cancel") from exc
 
-    async def poll_status(self, envelope: ReferralEnvelope, receipt: DeliveryReceipt) -> str | None:
-        """The remote Task's status (read by id, else found by our identifier)."""
+    async def read_task(self, envelope: ReferralEnvelope, receipt: DeliveryReceipt) -> JSON | None:
+        """The remote Task as it stands (read by id, else found by our identifier)."""
         try:
             if receipt.remote_ref and receipt.remote_ref.startswith("Task/"):
-                task = await self.client.read("Task", receipt.remote_ref.split("/", 1)[1])
-            else:
-                found = await find_by_identifier(
-                    self.client, "Task", HH_REFERRAL_ID, envelope.referral_id
-                )
-                if found is None:
-                    return None
-                task = found
+                return await self.client.read("Task", receipt.remote_ref.split("/", 1)[1])
+            return await find_by_identifier(
+                self.client, "Task", HH_REFERRAL_ID, envelope.referral_id
+            )
         except FhirError as exc:
             raise self._error(exc, envelope, "status could not be read") from exc
-        status = task.get("status")
+
+    async def poll_status(self, envelope: ReferralEnvelope, receipt: DeliveryReceipt) -> str | None:
+        """The remote Task's status (read by id, else found by our identifier)."""
+        task = await self.read_task(envelope, receipt)
+        status = task.get("status") if task else None
         return str(status) if status else None
 
     async def aclose(self) -> None:
