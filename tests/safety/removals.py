@@ -132,6 +132,27 @@ def _no_recall() -> None:
     _swap("healthy_homes.consent.withdrawal:_needs_recall", _needs_recall)
 
 
+def _macs_never_checked() -> None:
+    def macs_equal(a, b):  # type: ignore[no-untyped-def]
+        return True
+
+    _swap("healthy_homes.audit.chain:macs_equal", macs_equal)
+
+
+def _no_log_redaction() -> None:
+    def redact(text):  # type: ignore[no-untyped-def]
+        return text
+
+    _swap("healthy_homes.logs:redact", redact)
+
+
+def _no_purge() -> None:
+    def plan_and_remove(session, config, clock, counts):  # type: ignore[no-untyped-def]
+        return None
+
+    _swap("healthy_homes.retention.purge:plan_and_remove", plan_and_remove)
+
+
 #: Every removal the hazard log may name.
 REMOVALS: dict[str, Callable[[], None]] = {
     "consent-gate": _no_consent_check,
@@ -147,6 +168,9 @@ REMOVALS: dict[str, Callable[[], None]] = {
     "health-reason-opt-in": _health_reason_always_allowed,
     "area-routing": _every_service_covers_everywhere,
     "withdrawal-recall": _no_recall,
+    "audit-mac-check": _macs_never_checked,
+    "log-redaction": _no_log_redaction,
+    "retention-purge": _no_purge,
 }
 
 
