@@ -73,7 +73,7 @@ def _set_capacity(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from healthy_homes.housing.app import create_housing_app
     from healthy_homes.serving import ServerThread
-    from healthy_homes.web.cli import csrf_secret, wait_forever
+    from healthy_homes.web.cli import csrf_secret, trusted_proxy_from, wait_forever
 
     db = _db(args)
     app = create_housing_app(
@@ -81,6 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
         csrf_secret=csrf_secret(),
         assets_dir=Path(args.assets_dir) if args.assets_dir else None,
         secure_cookies=args.secure_cookies,
+        trusted_proxy=trusted_proxy_from(args),
     )
     server = ServerThread(app, args.host, args.port)
     print(f"Housing inbox: {server.start()}/ (FHIR bases under /teams/TEAM/fhir)")
@@ -137,11 +138,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8090, help="port (default 8090)")
     serve.add_argument("--assets-dir", help="nhsuk-frontend assets (see 'web setup')")
-    serve.add_argument(
-        "--secure-cookies",
-        action="store_true",
-        help="mark the session cookie Secure even when the proxy does not say HTTPS",
-    )
+    from healthy_homes.web.cli import add_sign_in_arguments
+
+    add_sign_in_arguments(serve)  # --secure-cookies, and the opt-in trusted proxy
     serve.add_argument(
         "--smtp-port",
         type=int,
