@@ -42,13 +42,14 @@ def _service(sid: str, name: str, url: str, districts: list[str], **more: Any) -
     }
 
 
-def routed_settings(practice_url: str, city_url: str, coast_url: str, **coast: Any) -> Settings:
+def routed_settings(
+    practice_url: str, city_url: str, coast_url: str, *, share: bool = False, **coast: Any
+) -> Settings:
     """One practice that may refer to either service; routing picks by postcode."""
+    practice = {"ods_code": PRACTICE, "name": "Test Surgery", "fhir_base_url": practice_url}
     return Settings.model_validate(
         {
-            "practices": [
-                {"ods_code": PRACTICE, "name": "Test Surgery", "fhir_base_url": practice_url}
-            ],
+            "practices": [practice | {"share_health_reason": share}],
             "housing_services": [
                 _service("city", "City Homes", city_url, ["NE1"]),
                 _service("coast", "Coast Homes", coast_url, ["NE30"], **coast),
@@ -188,3 +189,23 @@ async def test_a_service_that_needs_the_tenure_offers_only_the_referral_form(
     assert "suggestions" not in card  # one click cannot route without the tenure
     [link] = card["links"]
     assert link["label"] == "Open the referral form"
+
+
+async def test_a_one_click_consent_never_carries_a_health_reason(
+    flagged: Database,
+    practice: RunningMockServer,
+    city: RunningMockServer,
+    coast: RunningMockServer,
+    clock: FixedClock,
+) -> None:
+    # The practice shares reasons, but a card has no way to ask the patient: none leaves.
+    settings = routed_settings(practice.base_url, city.base_url, coast.base_url, share=True)
+    async for http in _serve(settings, flagged, clock):
+        card = await _card(http, patient("p1", 1))
+        assert await send(http, accepted(card, 0)) == 200
+    [request] = everything(coast.base_url, "ServiceRequest")
+    assert request["performer"][0]["display"] == "Coast Homes"
+    assert not any("Health reason" in n["text"] for n in request.get("note") or [])
+    with flagged.session() as session:
+        [referral] = session.exec(select(Referral)).all()
+    assert referral.dataset.get("referral_form") is None
