@@ -153,6 +153,27 @@ def _no_purge() -> None:
     _swap("healthy_homes.retention.purge:plan_and_remove", plan_and_remove)
 
 
+def _every_role_allowed() -> None:
+    def allows(self, principal, roles):  # type: ignore[no-untyped-def]
+        return True
+
+    _swap("healthy_homes.web.access:AccessControl.allows", allows)
+
+
+def _no_team_scoping() -> None:
+    def team_referral(session, team_id, referral_id):  # type: ignore[no-untyped-def]
+        return session.get(HousingReferral, referral_id)  # noqa: F821
+
+    _swap("healthy_homes.housing.workflow:team_referral", team_referral)
+
+
+def _no_sign_in_throttle() -> None:
+    def locked(session, limits, username, address, now):  # type: ignore[no-untyped-def]
+        return False
+
+    _swap("healthy_homes.accounts.throttle:locked", locked)
+
+
 #: Every removal the hazard log may name.
 REMOVALS: dict[str, Callable[[], None]] = {
     "consent-gate": _no_consent_check,
@@ -171,6 +192,9 @@ REMOVALS: dict[str, Callable[[], None]] = {
     "audit-mac-check": _macs_never_checked,
     "log-redaction": _no_log_redaction,
     "retention-purge": _no_purge,
+    "role-check": _every_role_allowed,
+    "team-scoping": _no_team_scoping,
+    "sign-in-throttle": _no_sign_in_throttle,
 }
 
 
