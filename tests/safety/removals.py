@@ -174,6 +174,17 @@ def _no_sign_in_throttle() -> None:
     _swap("healthy_homes.accounts.throttle:locked", locked)
 
 
+def _no_encryption_at_rest() -> None:
+    def _seal(self, plaintext):  # type: ignore[no-untyped-def]
+        return plaintext
+
+    def _open(self, stored):  # type: ignore[no-untyped-def]
+        return bytes(stored)
+
+    _swap("healthy_homes.store.types:Sealed._seal", _seal)
+    _swap("healthy_homes.store.types:Sealed._open", _open)
+
+
 #: Every removal the hazard log may name.
 REMOVALS: dict[str, Callable[[], None]] = {
     "consent-gate": _no_consent_check,
@@ -195,6 +206,7 @@ REMOVALS: dict[str, Callable[[], None]] = {
     "role-check": _every_role_allowed,
     "team-scoping": _no_team_scoping,
     "sign-in-throttle": _no_sign_in_throttle,
+    "encryption-at-rest": _no_encryption_at_rest,
 }
 
 
