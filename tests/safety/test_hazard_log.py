@@ -86,30 +86,31 @@ def test_every_hazard_names_a_removal_and_an_existing_test(hazard: Hazard) -> No
 @pytest.mark.parametrize("hazard", hazards(), ids=lambda h: h.id)
 def test_each_hazards_test_fails_when_its_control_is_removed(hazard: Hazard) -> None:
     env = {**os.environ, "HH_REMOVE_CONTROL": hazard.removal}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-x",
-            "-p",
-            "tests.safety.remove_control",
-            "-p",
-            "no:cacheprovider",
-            *hazard.tests,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    tail = (result.stdout + result.stderr)[-3000:]
-    # Exit code 1 is "tests failed"; 2-5 would be a broken run (usage, collection, none).
-    assert result.returncode == 1, (
-        f"{hazard.id}: with control {hazard.removal!r} removed, {hazard.tests} "
-        f"exited {result.returncode} (expected a test failure)\n{tail}"
-    )
-    assert " failed" in result.stdout, tail
+    for node in hazard.tests:  # each named test must notice on its own
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-x",
+                "-p",
+                "tests.safety.remove_control",
+                "-p",
+                "no:cacheprovider",
+                node,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        tail = (result.stdout + result.stderr)[-3000:]
+        # Exit code 1 is "tests failed"; 2-5 would be a broken run (usage, collection, none).
+        assert result.returncode == 1, (
+            f"{hazard.id}: with control {hazard.removal!r} removed, {node} "
+            f"exited {result.returncode} (expected a test failure)\n{tail}"
+        )
+        assert " failed" in result.stdout, tail
