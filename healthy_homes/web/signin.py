@@ -7,6 +7,7 @@ wrong, the account disabled or locked out, so nothing can be learnt from it.
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI
@@ -23,6 +24,7 @@ from healthy_homes.web.access import (
     to_sign_in,
     wants_page,
 )
+from healthy_homes.web.csrf import COOKIE as CSRF_COOKIE
 from healthy_homes.web.templating import render
 
 SIGN_OUT_PATH = "/sign-out"
@@ -86,7 +88,21 @@ async def sign_in(request: Request) -> Response:
         samesite="strict",
         secure=access.secure(request),
     )
+    _rotate_csrf(request, response)
     return response
+
+
+def _rotate_csrf(request: Request, response: Response) -> None:
+    # A CSRF cookie planted or seen before sign-in (login CSRF, a shared machine) must
+    # not carry over into the session: the next page signs a token for the new value.
+    response.set_cookie(
+        CSRF_COOKIE,
+        secrets.token_urlsafe(32),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=access_of(request).secure(request),
+    )
 
 
 async def sign_out(request: Request) -> Response:
@@ -103,6 +119,7 @@ async def sign_out(request: Request) -> Response:
         samesite="strict",
         secure=access.secure(request),
     )
+    _rotate_csrf(request, response)
     return response
 
 
