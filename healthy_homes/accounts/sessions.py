@@ -18,6 +18,7 @@ from healthy_homes.accounts import throttle, users
 from healthy_homes.accounts.passwords import dummy_hash, verify_password
 from healthy_homes.audit import events as audit_events
 from healthy_homes.clock import Clock
+from healthy_homes.config.access import AccessConfig
 from healthy_homes.store.access_models import UserAccount, UserSession
 from healthy_homes.store.db import Database
 from healthy_homes.web.access import AccessControl, Principal, Role
@@ -29,10 +30,24 @@ TOUCH_EVERY = timedelta(seconds=60)
 
 @dataclass(frozen=True)
 class SessionPolicy:
-    """How long a session lives: without use, and at most."""
+    """How long a session lives (without use, and at most) and when sign-in pauses."""
 
     idle: timedelta = timedelta(minutes=30)
     absolute: timedelta = timedelta(hours=10)
+    limits: throttle.SignInLimits = field(default_factory=throttle.SignInLimits)
+
+    @classmethod
+    def from_config(cls, config: AccessConfig) -> SessionPolicy:
+        """The policy a deployment's ``[access]`` section sets."""
+        return cls(
+            idle=timedelta(minutes=config.idle_minutes),
+            absolute=timedelta(hours=config.absolute_hours),
+            limits=throttle.SignInLimits(
+                per_username=config.username_failures,
+                per_address=config.address_failures,
+                window=timedelta(minutes=config.lockout_window_minutes),
+            ),
+        )
 
 
 def _principal(user: UserAccount) -> Principal:
@@ -126,8 +141,9 @@ def access_control(
     trusted_proxy: ProxyHeaderIdentity | None = None,
 ) -> AccessControl:
     """An app's access control over this database's accounts and sessions."""
+    policy = session_policy or SessionPolicy()
     return AccessControl(
-        DatabaseAccounts(db, clock, session_policy or SessionPolicy()),
+        DatabaseAccounts(db, clock, policy, policy.limits),
         clock,
         app_name=app_name,
         organisation=organisation,

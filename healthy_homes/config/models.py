@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from healthy_homes.config.access import AccessConfig as AccessConfig
 from healthy_homes.config.cds_hooks import CdsHooksConfig as CdsHooksConfig
 from healthy_homes.config.flag_rules import FlagRulesConfig as FlagRulesConfig
 from healthy_homes.config.ops import OpsConfig as OpsConfig
@@ -427,6 +428,7 @@ class Settings(_Strict):
     ops: OpsConfig = Field(default_factory=OpsConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
 
     @field_validator("housing_services", mode="before")
     @classmethod

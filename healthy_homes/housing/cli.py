@@ -71,16 +71,19 @@ def _set_capacity(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from healthy_homes.accounts import SessionPolicy
     from healthy_homes.housing.app import create_housing_app
     from healthy_homes.serving import ServerThread
     from healthy_homes.web.cli import csrf_secret, trusted_proxy_from, wait_forever
 
+    access = resolve_settings(args.config).access
     db = _db(args)
     app = create_housing_app(
         db=db,
         csrf_secret=csrf_secret(),
         assets_dir=Path(args.assets_dir) if args.assets_dir else None,
-        secure_cookies=args.secure_cookies,
+        secure_cookies=args.secure_cookies or access.secure_cookies,
+        session_policy=SessionPolicy.from_config(access),
         trusted_proxy=trusted_proxy_from(args),
     )
     server = ServerThread(app, args.host, args.port)

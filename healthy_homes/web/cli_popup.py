@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from healthy_homes.accounts import SessionPolicy
 from healthy_homes.config.loader import resolve_settings
 from healthy_homes.config.models import Settings
 from healthy_homes.errors import ConfigError
@@ -34,7 +35,8 @@ def _serve(
         db=db,
         csrf_secret=secret,
         assets_dir=Path(args.assets_dir) if args.assets_dir else None,
-        secure_cookies=args.secure_cookies,
+        secure_cookies=args.secure_cookies or settings.access.secure_cookies,
+        session_policy=SessionPolicy.from_config(settings.access),
         trusted_proxy=trusted_proxy_from(args),
     )
     server = ServerThread(app, args.host, args.port)

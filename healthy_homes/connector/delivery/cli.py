@@ -141,6 +141,7 @@ def _deliver(args: argparse.Namespace) -> int:
 
 def _web(args: argparse.Namespace) -> int:
     # Imported here: only this command needs the web stack.
+    from healthy_homes.accounts import SessionPolicy
     from healthy_homes.connector.delivery.pages import create_outbox_app
     from healthy_homes.serving import ServerThread
     from healthy_homes.web.cli import csrf_secret, trusted_proxy_from, wait_forever
@@ -151,7 +152,8 @@ def _web(args: argparse.Namespace) -> int:
         db,
         SystemClock(),
         csrf_secret=csrf_secret(),
-        secure_cookies=args.secure_cookies,
+        secure_cookies=args.secure_cookies or settings.access.secure_cookies,
+        session_policy=SessionPolicy.from_config(settings.access),
         trusted_proxy=trusted_proxy_from(args),
     )
     server = ServerThread(app, args.host, args.port)
