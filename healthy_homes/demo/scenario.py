@@ -179,7 +179,7 @@ class Demo:
                 await forward_referral(self.db, housing, referral.id, service, clock)
                 result.consented_patient = chosen[0].patient_id
                 result.referral_id = referral.id
-                result.referral_status = await refresh_status(self.db, housing, referral.id)
+                result.referral_status = await refresh_status(self.db, housing, referral.id, clock)
             if len(chosen) >= 2:
                 await record_decision(
                     self.db,

@@ -31,6 +31,7 @@ from healthy_homes.referrals.transports.base import (
     transport_for,
 )
 from healthy_homes.referrals.transports.fhir_rest import FhirRestTransport
+from healthy_homes.reporting.facts import set_remote_status
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import (
     ConsentRecord,
@@ -187,7 +188,8 @@ async def forward_referral(
         row = session.get(Referral, referral_id)
         assert row is not None
         row.status, row.sent_at, row.last_error = ReferralStatus.SENT, clock.now(), None
-        row.remote_task_url, row.task_status = receipt.remote_ref, receipt.status
+        row.remote_task_url = receipt.remote_ref
+        set_remote_status(session, row, receipt.status, clock.now())
         session.add(row)
         _close_outbox_entry(session, row.id, clock)
         audit_events.disclosure(session, row.id, row, service.id, "direct", clock)
@@ -224,7 +226,9 @@ def _record_failure(db: Database, referral_id: str, error: str) -> None:
             session.add(row)
 
 
-async def refresh_status(db: Database, housing_client: FhirClient, referral_id: str) -> str | None:
+async def refresh_status(
+    db: Database, housing_client: FhirClient, referral_id: str, clock: Clock
+) -> str | None:
     """Read the housing service's Task and record its status (closing the loop)."""
     with db.session() as session:
         referral = session.get(Referral, referral_id)
@@ -238,6 +242,5 @@ async def refresh_status(db: Database, housing_client: FhirClient, referral_id: 
     with db.session() as session:
         row = session.get(Referral, referral_id)
         assert row is not None
-        row.task_status = status
-        session.add(row)
+        set_remote_status(session, row, status, clock.now())
     return status

@@ -49,7 +49,7 @@ from healthy_homes.flags.fhir_sync import find_by_identifier, versioned_update
 from healthy_homes.referrals.dataset import MinimumDataset
 from healthy_homes.referrals.transports.bars import status_from_response
 from healthy_homes.referrals.transports.base import DeliveryReceipt, ReferralEnvelope, Transport
-from healthy_homes.reporting.facts import record_status_event
+from healthy_homes.reporting.facts import set_remote_status
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import Alert, ConsentRecord, Referral, ReferralStatus
 
@@ -274,13 +274,11 @@ async def record_status(
         }
         if row.task_status == status and not said:
             return None
-        old, moved = row.task_status, row.task_status != status
-        row.task_status = status
+        old = row.task_status
+        moved = set_remote_status(session, row, status, clock.now())
         for name, value in said.items():
             setattr(row, name, value)
         session.add(row)
-        if moved:
-            record_status_event(session, row, status, clock.now())
     log.info("referral status recorded", extra={"referral": referral_id, "status": status})
     if mirror is not None:
         try:

@@ -19,7 +19,7 @@ from healthy_homes.reporting.capacity import (
 )
 from healthy_homes.reporting.chart import FORMATS, write_chart
 from healthy_homes.reporting.export import to_csv, to_table
-from healthy_homes.reporting.funnel import funnel
+from healthy_homes.reporting.funnel import funnel, receipt_acknowledging
 from healthy_homes.store.db import Database
 
 
@@ -37,7 +37,13 @@ def _funnel(args: argparse.Namespace) -> int:
         raise ConfigError("--chart must end in .svg or .png")
     db = _db(settings.storage.url)
     try:
-        rows = funnel(db, start=args.start, end=args.end, practices=args.practice or None)
+        rows = funnel(
+            db,
+            start=args.start,
+            end=args.end,
+            practices=args.practice or None,
+            receipt_acknowledges=receipt_acknowledging(settings.housing_services),
+        )
     finally:
         db.dispose()
     text = to_csv(rows) if args.format == "csv" else to_table(rows)

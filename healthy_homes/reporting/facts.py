@@ -1,7 +1,7 @@
 """Recording the funnel's facts where they happen, in the caller's transaction.
 
-Called from the flag, closed-loop and sync code; kept here so those modules need one
-line each and the report's definitions live in one package.
+Called from the flag, delivery, forwarding, closed-loop and sync code; kept here so
+those modules need one line each and the report's definitions live in one package.
 """
 
 from __future__ import annotations
@@ -40,6 +40,23 @@ def record_status_event(session: Session, referral: Referral, status: str, at: d
             referral_id=referral.id, practice_ods=referral.practice_ods, status=status, at=at
         )
     )
+
+
+def set_remote_status(
+    session: Session, referral: Referral, status: str | None, at: datetime
+) -> bool:
+    """Store the referral's remote Task status, and its history when it moved; True if so.
+
+    Every path that learns a remote status (delivery receipt, direct send, poll, response
+    message, inbox) calls this, so the report's history holds each move exactly once.
+    None or "" (the source gave no status) leaves the stored one.
+    """
+    if not status or referral.task_status == status:
+        return False
+    referral.task_status = status
+    session.add(referral)
+    record_status_event(session, referral, status, at)
+    return True
 
 
 def record_register_counts(session: Session, practice: str, now: datetime) -> dict[str, int]:

@@ -6,11 +6,14 @@ each stage is a subset of the one before and the conversion rates are true rates
 ``eligible`` is the register's size as the month's last sync counted it. A flag raised
 for several registers counts once in each, and once in the ``*`` (all registers) row.
 Time to acknowledgement is from sending to the housing side's first acknowledging
-status (nearest-rank median and 90th percentile, whole seconds).
+status (nearest-rank median and 90th percentile, whole seconds); for the services named
+in ``receipt_acknowledges`` (``receipt_is_acknowledgement``) their system's receipt
+(``received``) counts too, as it does for the closed loop's deadline.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -30,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import Select
 from sqlmodel import col
 
+from healthy_homes.config.models import HousingServiceConfig
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import (
     ConsentDecision,
@@ -185,14 +189,28 @@ def _stage_counts(dialect: str, by_register: bool, where: Filters) -> Query:
     ).group_by(flags.c.practice, flags.c.register, flags.c.month)
 
 
-def _ack_times(dialect: str, by_register: bool, where: Filters) -> Query:
+def _acknowledging(receipt_acknowledges: Collection[str]) -> ColumnElement[bool]:
+    """An event that acknowledges its referral (a receipt only for the services named)."""
+    by_person = col(ReferralStatusEvent.status).in_(ACKNOWLEDGED)
+    if not receipt_acknowledges:
+        return by_person
+    receipt = exists().where(
+        col(Referral.id) == col(ReferralStatusEvent.referral_id),
+        col(Referral.housing_service_id).in_(sorted(receipt_acknowledges)),
+    )
+    return or_(by_person, and_(col(ReferralStatusEvent.status) == "received", receipt))
+
+
+def _ack_times(
+    dialect: str, by_register: bool, where: Filters, receipt_acknowledges: Collection[str]
+) -> Query:
     """Median and p90 seconds from sending to the first acknowledging status."""
     first_ack = (
         select(
             ReferralStatusEvent.referral_id.label("referral_id"),  # type: ignore[attr-defined]
             func.min(ReferralStatusEvent.at).label("at"),
         )
-        .where(col(ReferralStatusEvent.status).in_(ACKNOWLEDGED))
+        .where(_acknowledging(receipt_acknowledges))
         .group_by(col(ReferralStatusEvent.referral_id))
         .subquery()
     )
@@ -228,6 +246,11 @@ def _ack_times(dialect: str, by_register: bool, where: Filters) -> Query:
     ).group_by(ranked.c.practice, ranked.c.register, ranked.c.month)
 
 
+def receipt_acknowledging(services: Iterable[HousingServiceConfig]) -> frozenset[str]:
+    """Ids of the services whose system's receipt counts as acknowledgement."""
+    return frozenset(s.id for s in services if s.receipt_is_acknowledgement)
+
+
 def month_key(day: date) -> str:
     """``YYYY-MM`` of a date."""
     return f"{day.year:04d}-{day.month:02d}"
@@ -239,8 +262,13 @@ def funnel(
     start: date,
     end: date,
     practices: list[str] | None = None,
+    receipt_acknowledges: Collection[str] = (),
 ) -> list[FunnelRow]:
-    """Funnel rows for flags raised from ``start``'s month to ``end``'s month inclusive."""
+    """Funnel rows for flags raised from ``start``'s month to ``end``'s month inclusive.
+
+    ``receipt_acknowledges``: ids of the housing services whose receipt counts as
+    acknowledgement (:func:`receipt_acknowledging` reads them from the settings).
+    """
     dialect = db.engine.dialect.name
     first, last = month_key(start), month_key(end)
     month = _month(col(FlagRecord.created_at), dialect)
@@ -272,7 +300,8 @@ def funnel(
                 target = row(found["practice"], found["register"], found["month"])
                 for stage in STAGES[1:]:
                     target.counts[stage] = int(found[stage] or 0)
-            for timed in conn.execute(_ack_times(dialect, by_register, where)).mappings():
+            timings = _ack_times(dialect, by_register, where, receipt_acknowledges)
+            for timed in conn.execute(timings).mappings():
                 target = row(timed["practice"], timed["register"], timed["month"])
                 target.acknowledged = int(timed["n"])
                 target.ack_median_s, target.ack_p90_s = timed["median"], timed["p90"]

@@ -6,6 +6,7 @@ guarded the same way: a signed-in practice admin, who sees their own practice on
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -37,13 +38,24 @@ def _period(clock: Clock, start: str | None, end: str | None) -> tuple[date, dat
     return first, last
 
 
-def funnel_router(db: Database, clock: Clock) -> APIRouter:
-    """Routes under ``/reports/funnel``: the page, ``.csv`` and ``.svg`` (practice admins)."""
+def funnel_router(
+    db: Database, clock: Clock, *, receipt_acknowledges: Collection[str] = ()
+) -> APIRouter:
+    """Routes under ``/reports/funnel``: the page, ``.csv`` and ``.svg`` (practice admins).
+
+    ``receipt_acknowledges``: as for :func:`~healthy_homes.reporting.funnel.funnel`.
+    """
     env = make_environment(["healthy_homes.reporting"])
     router = APIRouter(prefix=PREFIX)
 
     def rows_for(admin: Principal, first: date, last: date) -> list[FunnelRow]:
-        return funnel(db, start=first, end=last, practices=[admin.organisation])
+        return funnel(
+            db,
+            start=first,
+            end=last,
+            practices=[admin.organisation],
+            receipt_acknowledges=receipt_acknowledges,
+        )
 
     @router.get("", response_class=HTMLResponse)
     def page(
