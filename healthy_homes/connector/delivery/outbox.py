@@ -23,6 +23,7 @@ from healthy_homes.audit import events as audit_events
 from healthy_homes.clock import Clock
 from healthy_homes.connector.delivery.alerts import raise_alert
 from healthy_homes.errors import ReferralError
+from healthy_homes.reporting.facts import set_remote_status
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import OutboxEntry, OutboxState, Referral, ReferralStatus
 
@@ -169,8 +170,7 @@ def _record_delivery(session: Session, row: OutboxEntry, receipt: Delivered, now
         referral.attempts = max(referral.attempts, row.attempts)
         if receipt.remote_ref:
             referral.remote_task_url = receipt.remote_ref
-        if receipt.remote_status:
-            referral.task_status = receipt.remote_status
+        set_remote_status(session, referral, receipt.remote_status, now)
         session.add(referral)
 
 
