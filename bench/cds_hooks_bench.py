@@ -32,11 +32,11 @@ from typing import Any
 
 import httpx
 import jwt
+from common import DOC, ROOT, use_throwaway_keys, write_section
 
 from healthy_homes.fhir.keys import generate_private_key, public_jwk
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
+use_throwaway_keys()  # the scripts' databases hold encrypted columns
 SECTION = "## CDS Hooks"
 PRACTICE = "A12345"
 ISSUER = "https://ehr.bench.example"
@@ -233,19 +233,6 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) only our section of docs/benchmarks.md."""
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{SECTION}\n\n{text.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    doc = (
-        pattern.sub(lambda _: section + "\n", doc)
-        if pattern.search(doc)
-        else (doc.rstrip("\n") + "\n\n" + section)
-    )
-    DOC.write_text(doc.rstrip("\n") + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per phase")
@@ -329,7 +316,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"\nwritten to {DOC.relative_to(ROOT)}")
     return 0
 

@@ -25,11 +25,10 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+from common import DOC, ROOT, write_section
 
 from healthy_homes.mock_server.server import build_server
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Mock FHIR server"
 TODAY = date(2026, 3, 2)
 SCT = "http://snomed.info/sct"
@@ -111,18 +110,6 @@ def million() -> tuple[float, float, int, bool]:
     return float(out[0]), float(out[1]), int(out[2]), out[3] == "True"
 
 
-def write_section(body: str) -> None:
-    """Replace (or add) this benchmark's section in docs/benchmarks.md."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOC.write_text(text)
-
-
 def main() -> int:
     """Run the benchmarks and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -199,7 +186,7 @@ def main() -> int:
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
-        write_section(body)
+        write_section(SECTION, body)
         print(f"\nwritten to {DOC.relative_to(ROOT)}")
     return 0
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import os
 import re
 import sys
@@ -33,21 +31,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
+from common import use_throwaway_keys, write_section
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-# Referral datasets are encrypted at rest: a throwaway keyring for this run.
-os.environ.setdefault("HEALTHY_HOMES__SECURITY__ACTIVE_KEY", "bench")
-os.environ.setdefault(
-    "HEALTHY_HOMES__SECURITY__DATA_KEYS",
-    json.dumps({"bench": base64.b64encode(os.urandom(32)).decode()}),
-)
-os.environ.setdefault(
-    "HEALTHY_HOMES__SECURITY__HMAC_KEY", base64.b64encode(os.urandom(32)).decode()
-)
+use_throwaway_keys()  # referral datasets are encrypted at rest
 
 from sync_bench import MockServers, machine, ms, settings_for  # noqa: E402
 
@@ -153,18 +139,6 @@ def memory() -> str:
     """Total RAM."""
     found = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())
     return f"{int(found.group(1)) / 1024 / 1024:.1f} GiB" if found else "?"
-
-
-def write_section(title: str, body: str) -> None:
-    """Replace (or append) one section of docs/benchmarks.md."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{title}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOC.write_text(text)
 
 
 def main() -> int:

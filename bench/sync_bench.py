@@ -35,9 +35,9 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
+from common import DOC, ROOT, use_throwaway_keys, write_section
 
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
+use_throwaway_keys()  # the scripts' databases hold encrypted columns
 SECTION = "## Register sync"
 LATENCY_MS = 20
 
@@ -440,18 +440,6 @@ def scale(practices: int, patients: int, work: Path) -> dict[str, Any]:
     }
 
 
-def write_section(body: str) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    DOC.write_text(text)
-
-
 def ms(seconds: float) -> str:
     """Milliseconds, or seconds above ten of them."""
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
@@ -609,7 +597,7 @@ def main() -> int:
     body = report(one, big, args.rounds)
     print(body)
     if not args.no_write:
-        write_section(body)
+        write_section(SECTION, body)
         print(f"\nwritten to {DOC.relative_to(ROOT)}")
     return 0
 
