@@ -8,16 +8,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import inspect
-from sqlmodel import SQLModel
 
 from healthy_homes.accounts import DatabaseAccounts
 from healthy_homes.accounts.passwords import hash_password
 from healthy_homes.clock import FixedClock
 from healthy_homes.store.db import Database, alembic_config
 from tests.store.conftest import postgres_url  # noqa: F401 - the shared PostgreSQL fixture
+from tests.store.migration_checks import drift, table_names
 
 OURS = {"user_account", "user_session", "sign_in_failure"}
 WHEN = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -42,11 +39,9 @@ def _check(db: Database) -> None:
             {"hash": hash_password("olive's long password", n=2**14), "when": WHEN},
         )
     db.upgrade()
-    tables = set(inspect(db.engine).get_table_names())
+    tables = table_names(db)
     assert tables >= OURS and not {"housing_user", "housing_session"} & tables
-    with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
-    assert [d for d in diff if any(f"'{t}'" in repr(d) for t in OURS)] == []
+    assert drift(db, OURS) == []
     # The officer signs in as before, now as a housing officer of their team.
     accounts = DatabaseAccounts(db, FixedClock(WHEN))
     token = accounts.sign_in("olive", "olive's long password", "10.0.0.1")
@@ -56,7 +51,7 @@ def _check(db: Database) -> None:
     assert (principal.role.value, principal.organisation) == ("housing_officer", "north")
 
     command.downgrade(config, "0008")
-    tables = set(inspect(db.engine).get_table_names())
+    tables = table_names(db)
     assert not OURS & tables and "housing_user" in tables
     with db.engine.connect() as conn:
         back = conn.execute(sa.text("SELECT username, team_id FROM housing_user")).all()

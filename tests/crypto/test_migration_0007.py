@@ -9,9 +9,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlmodel import SQLModel
 
 from healthy_homes.crypto import KeyRing, set_keyring
 from healthy_homes.errors import UnknownKeyError
@@ -19,6 +16,8 @@ from healthy_homes.store.db import Database, alembic_config
 from healthy_homes.store.lookups import housing_referrals_by_nhs_number, nhs_number_hash
 from healthy_homes.store.types import EncryptedJSON, EncryptedText
 from tests.conftest import test_keyring
+from tests.store.conftest import migrated_db  # noqa: F401  (shared fixture)
+from tests.store.migration_checks import drift
 
 WHEN = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DATASET = {
@@ -180,21 +179,5 @@ def _touches_mine(diff: Any) -> bool:
     return any(f"'{t}'" in text and f"'{c}'" in text for t, c in MINE) or "nhs_number_hash" in text
 
 
-def _models_agree(db: Database) -> None:
-    db.upgrade()
-    with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
-    assert [d for d in diff if _touches_mine(d)] == []
-
-
-def test_models_and_migration_agree_sqlite(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'agree.db'}")
-    _models_agree(db)
-    db.dispose()
-
-
-@pytest.mark.postgres
-def test_models_and_migration_agree_postgres(postgres_url: str) -> None:
-    db = Database(postgres_url)
-    _models_agree(db)
-    db.dispose()
+def test_models_and_migration_agree(migrated_db: Database) -> None:  # noqa: F811
+    assert drift(migrated_db, _touches_mine) == []

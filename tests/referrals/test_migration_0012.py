@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
-from sqlmodel import SQLModel
+from sqlalchemy import text
 
-from healthy_homes.store.db import Database, alembic_config, upgrade
+from healthy_homes.store.db import Database
 from healthy_homes.store.models import ConsentRecord, Referral
-from tests.store.conftest import postgres_url  # noqa: F401  (the same throwaway database)
+from tests.store.conftest import migrated_db, postgres_url  # noqa: F401  (shared fixtures)
+from tests.store.migration_checks import column_names, drift, round_trip
 
 COLUMNS = {"status_reason", "outcome"}
 WHEN = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    url = (
-        f"sqlite:///{tmp_path / 'hh.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    db = Database(url)
-    db.upgrade()
-    yield db
-    db.dispose()
-
-
-def _columns(db: Database) -> set[str]:
-    return {c["name"] for c in inspect(db.engine).get_columns("referral")}
+@pytest.fixture
+def backend(migrated_db: Database) -> Database:  # noqa: F811  (the imported fixture)
+    return migrated_db
 
 
 def _referral(db: Database) -> None:
@@ -68,7 +51,7 @@ def _referral(db: Database) -> None:
 
 
 def test_columns_hold_ciphertext_and_downgrade_drops_them(backend: Database) -> None:
-    assert _columns(backend) >= COLUMNS
+    assert column_names(backend, "referral") >= COLUMNS
     _referral(backend)
     with backend.session() as session:
         row = session.get(Referral, "r1")
@@ -81,14 +64,11 @@ def test_columns_hold_ciphertext_and_downgrade_drops_them(backend: Database) -> 
     for stored in raw:
         as_text = stored if isinstance(stored, str) else bytes(stored).decode("latin-1")
         assert "No capacity" not in as_text and "Heating" not in as_text
-    command.downgrade(alembic_config(backend.engine), "0011")
-    assert not COLUMNS & _columns(backend)
-    upgrade(backend.engine)
-    assert _columns(backend) >= COLUMNS
+    round_trip(backend, "0011", columns={"referral": COLUMNS})
 
 
 def test_the_referral_table_matches_the_models(backend: Database) -> None:
-    with backend.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
-    touching = [d for d in diff if "referral" in repr(d) and any(c in repr(d) for c in COLUMNS)]
-    assert touching == []
+    def touching(change: object) -> bool:
+        return "referral" in repr(change) and any(c in repr(change) for c in COLUMNS)
+
+    assert drift(backend, touching) == []

@@ -8,20 +8,13 @@ from pathlib import Path
 import pytest
 
 from healthy_homes.store.db import Database
-from tests.store.conftest import postgres_url  # noqa: F401  (the same throwaway database)
+from tests.store.conftest import migrated_db, postgres_url  # noqa: F401  (shared fixtures)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+@pytest.fixture
+def backend(migrated_db: Database) -> Database:  # noqa: F811  (the imported fixture)
     """The connector's database, migrated to head, on each backend in turn."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hh.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    db = Database(url)
-    db.upgrade()
-    yield db
-    db.dispose()
+    return migrated_db
 
 
 @pytest.fixture

@@ -1,13 +1,16 @@
-"""A throwaway PostgreSQL database per test, when a server is reachable."""
+"""A throwaway PostgreSQL database per test, when a server is reachable; a migrated store."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
+
+from healthy_homes.store.db import Database
 
 PG_ADMIN = os.environ.get("HEALTHY_HOMES_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -29,3 +32,19 @@ def postgres_url() -> Iterator[str]:
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def migrated_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The connector's database migrated to head, on SQLite and on PostgreSQL in turn.
+
+    Import it (with ``postgres_url``) into a package's conftest to use it there.
+    """
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hh.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    db = Database(url)
+    db.upgrade()
+    yield db
+    db.dispose()
