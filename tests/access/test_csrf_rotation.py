@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
 
 from healthy_homes.web.csrf import COOKIE, sign
-from tests.access.apps import FACTORIES, PASSWORD, SECRET, AccessWorld, build_world
-from tests.access.test_sessions import FORM_TOKEN, HOUSING
+from tests.access.apps import PASSWORD, SECRET, AccessWorld, build_world
+from tests.access.inbox import inbox_client, page_token
 
 PLANTED = "p" * 43
 
@@ -26,27 +25,12 @@ def world(tmp_path: Path) -> Iterator[AccessWorld]:
     built.db.dispose()
 
 
-def _client(world: AccessWorld) -> TestClient:
-    return TestClient(
-        FACTORIES[HOUSING](world).app,
-        base_url="http://inbox.test",
-        headers={"Accept": "text/html"},
-        follow_redirects=False,
-    )
-
-
-def _page_token(client: TestClient, path: str) -> str:
-    found = FORM_TOKEN.search(client.get(path).text)
-    assert found is not None
-    return found.group(1)
-
-
 def test_a_planted_csrf_cookie_is_replaced_at_sign_in_and_its_token_refused(
     world: AccessWorld,
 ) -> None:
-    with _client(world) as client:
+    with inbox_client(world) as client:
         client.cookies.set(COOKIE, PLANTED, domain="inbox.test")
-        planted_token = _page_token(client, "/sign-in")
+        planted_token = page_token(client, "/sign-in")
         assert planted_token == sign(SECRET, PLANTED)  # the page signed the planted value
         fields = {"username": "officer", "password": PASSWORD, "csrf_token": planted_token}
         done = client.post("/sign-in", data=fields)
@@ -57,15 +41,15 @@ def test_a_planted_csrf_cookie_is_replaced_at_sign_in_and_its_token_refused(
         refused = client.post("/capacity", data={"csrf_token": planted_token})
         assert refused.status_code == 403
         # ...while the signed-in page's own token does.
-        own = _page_token(client, "/")
+        own = page_token(client, "/")
         assert own == sign(SECRET, fresh)
         assert client.post("/sign-out", data={"csrf_token": own}).status_code == 303
         assert client.cookies[COOKIE] not in (fresh, PLANTED)
 
 
 def test_a_failed_sign_in_keeps_the_cookie(world: AccessWorld) -> None:
-    with _client(world) as client:
-        token = _page_token(client, "/sign-in")
+    with inbox_client(world) as client:
+        token = page_token(client, "/sign-in")
         before = client.cookies[COOKIE]
         fields = {"username": "officer", "password": "wrong", "csrf_token": token}
         assert client.post("/sign-in", data=fields).status_code == 400

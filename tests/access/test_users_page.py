@@ -10,7 +10,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from healthy_homes.accounts import users
-from tests.access.apps import FACTORIES, PASSWORD, AccessWorld, build_world
+from healthy_homes.web.csrf import COOKIE, sign
+from tests.access.apps import FACTORIES, PASSWORD, SECRET, AccessWorld, build_world
 
 HOUSING = "healthy_homes.housing.app.create_housing_app"
 OUTBOX = "healthy_homes.connector.delivery.pages.create_outbox_app"
@@ -31,7 +32,8 @@ def _signed_in(world: AccessWorld, app: str, username: str) -> tuple[TestClient,
     token = found.group(1)
     fields = {"username": username, "password": PASSWORD, "csrf_token": token}
     assert client.post("/sign-in", data=fields).status_code == 303
-    return client, token
+    # Sign-in replaces the CSRF cookie: the signed-in pages carry a token for the new one.
+    return client, sign(SECRET, client.cookies[COOKIE])
 
 
 def test_a_manager_adds_an_officer_who_can_then_sign_in(world: AccessWorld) -> None:
