@@ -82,6 +82,14 @@ class DatabaseAccounts:
             good = verify_password(password, stored) and user is not None and not user.disabled
             if not good or user is None:
                 throttle.record_failure(session, self.limits, username, address, now)
+                # Only counted failures: once paused, attempts add nothing to the log.
+                audit_events.sign_in_failed(
+                    session,
+                    user.id if user is not None else None,
+                    user.role if user is not None else None,
+                    username,
+                    self.clock,
+                )
                 return None
             throttle.clear_username(session, username)
             token = secrets.token_urlsafe(32)
@@ -126,6 +134,9 @@ class DatabaseAccounts:
             row = session.get(UserSession, users.token_hash(token))
             if row is not None:
                 session.delete(row)
+                user = session.get(UserAccount, row.user_id)
+                role = user.role if user is not None else "unknown"
+                audit_events.signed_out(session, row.user_id, role, self.clock)
 
 
 def access_control(

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from healthy_homes.audit.chain import SYSTEM, Actor, record_audit
 from healthy_homes.clock import Clock, FixedClock
+from healthy_homes.crypto import keyed_hash
 from healthy_homes.store.models import FlagRecord, Referral
 
 #: A flag outcome as the audit log names it: accepting the referral is giving consent.
@@ -27,6 +28,8 @@ OPERATOR = Actor("operator", "operator")
 HOUSING_ADMIN = Actor("housing-admin", "housing-manager")
 CLINICIAN_ROLE = "clinician"
 HOUSING_ROLE = "housing-officer"
+#: Keyed-hash purpose for a username nobody has (a failed sign-in's actor).
+SIGN_IN_PURPOSE = "audit-sign-in"
 
 
 def at(when: datetime) -> Clock:
@@ -120,14 +123,14 @@ def housing_action(
     referral_id: str,
     team_id: str,
     sender_referral: str,
-    by: str,
+    by: Actor,
     when: datetime,
 ) -> None:
     """A housing officer acted on a received referral (accept, decline, contact, outcome)."""
     record_audit(
         session,
-        actor=by,
-        role=HOUSING_ROLE,
+        actor=by.user,
+        role=by.role,
         action=f"housing.{kind}",
         subject_kind="housing_referral",
         subject_id=referral_id,
@@ -165,5 +168,40 @@ def signed_in(session: Session, user_id: str, role: str, organisation: str, cloc
         subject_id=user_id,
         practice_ods=None,
         detail={"organisation": organisation},
+        clock=clock,
+    )
+
+
+def signed_out(session: Session, user_id: str, role: str, clock: Clock) -> None:
+    """Someone signed out of a page."""
+    record_audit(
+        session,
+        actor=user_id,
+        role=role,
+        action="user.signed-out",
+        subject_kind="user",
+        subject_id=user_id,
+        practice_ods=None,
+        clock=clock,
+    )
+
+
+def sign_in_failed(
+    session: Session, user_id: str | None, role: str | None, username: str, clock: Clock
+) -> None:
+    """A sign-in was refused: the account's id if it exists, else the name's keyed hash.
+
+    Never the typed text itself: whatever an attacker types must not reach the log.
+    """
+    hashed = "unknown:" + keyed_hash(SIGN_IN_PURPOSE, username.lower())
+    who = user_id if user_id is not None else hashed
+    record_audit(
+        session,
+        actor=who,
+        role=role or "unknown",
+        action="user.sign-in-failed",
+        subject_kind="user",
+        subject_id=who,
+        practice_ods=None,
         clock=clock,
     )

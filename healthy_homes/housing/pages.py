@@ -200,7 +200,7 @@ async def act(request: Request, principal: Principal = ANY_HOUSING) -> Response:
             row = workflow.team_referral(session, officer.team_id, referral_id)
             if row is None:
                 return _not_found(request, pages, officer)
-            by = officer.display_name
+            by = workflow.By(officer.display_name, Actor(principal.user_id, principal.role))
             if action == "accept":
                 workflow.accept(session, row, by, now)
             elif action == "decline":

@@ -10,11 +10,13 @@ cannot go on. Every move bumps the Task's version, which is what the sender's po
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from healthy_homes.audit import events as audit_events
+from healthy_homes.audit.chain import Actor
 from healthy_homes.housing.resources import OUTCOMES
 from healthy_homes.store.models import HousingActivity, HousingReferral
 
@@ -46,17 +48,32 @@ def _move(row: HousingReferral, status: str, now: datetime, reason: str | None =
         row.ended_at = now
 
 
+@dataclass(frozen=True)
+class By:
+    """Who acted: the name the team's activity log shows, and the audit log's actor."""
+
+    name: str
+    actor: Actor
+
+
+def _by(by: By | str) -> By:
+    # A bare name comes only from scripts and tests acting without a signed-in user.
+    return by if isinstance(by, By) else By(by, Actor(by, audit_events.HOUSING_ROLE))
+
+
 def _log(
-    session: Session, row: HousingReferral, kind: str, text: str, by: str, now: datetime
+    session: Session, row: HousingReferral, kind: str, text: str, by: By | str, now: datetime
 ) -> None:
-    session.add(HousingActivity(referral_id=row.id, kind=kind, text=text[:1000], by=by, at=now))
-    # Every officer action passes here, so each is audited exactly once.
+    who = _by(by)
+    activity = HousingActivity(referral_id=row.id, kind=kind, text=text[:1000], by=who.name, at=now)
+    session.add(activity)
+    # Every officer action passes here, so each is audited exactly once, by user id.
     audit_events.housing_action(
-        session, kind, row.id, row.team_id, row.referral_identifier, by, now
+        session, kind, row.id, row.team_id, row.referral_identifier, who.actor, now
     )
 
 
-def accept(session: Session, row: HousingReferral, by: str, now: datetime) -> None:
+def accept(session: Session, row: HousingReferral, by: By | str, now: datetime) -> None:
     """Take the referral on."""
     if row.status != "received":
         raise NotAllowed("only a newly received referral can be accepted")
@@ -66,7 +83,7 @@ def accept(session: Session, row: HousingReferral, by: str, now: datetime) -> No
 
 
 def decline(
-    session: Session, row: HousingReferral, reason: str, detail: str, by: str, now: datetime
+    session: Session, row: HousingReferral, reason: str, detail: str, by: By | str, now: datetime
 ) -> None:
     """Turn it down (rejected) or, once accepted, give up on it (failed), with a reason."""
     if reason not in DECLINE_REASONS:
@@ -81,7 +98,7 @@ def decline(
 
 
 def record(
-    session: Session, row: HousingReferral, kind: str, text: str, by: str, now: datetime
+    session: Session, row: HousingReferral, kind: str, text: str, by: By | str, now: datetime
 ) -> None:
     """Record a contact or a visit; the first one starts the work (in-progress)."""
     if kind not in ACTIVITY_KINDS:
@@ -101,7 +118,7 @@ def complete(
     row: HousingReferral,
     outcomes: Sequence[str],
     note: str,
-    by: str,
+    by: By | str,
     now: datetime,
 ) -> None:
     """Close the referral with what was done: the practice sees it as ``Task.output``."""
