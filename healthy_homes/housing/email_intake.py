@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import hmac
 import json
 import logging
 import re
@@ -39,7 +41,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from healthy_homes.clock import Clock
 from healthy_homes.housing.receive import JSON, store_referral
-from healthy_homes.housing.workflow import withdraw_by_sender
+from healthy_homes.housing.workflow import WITHDRAWABLE, withdraw_by_sender
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import HousingReferral, HousingTeam
 
@@ -48,12 +50,32 @@ log = logging.getLogger(__name__)
 SCHEMA = "healthy-homes-referral/1"
 ATTACHMENT = "referral.json"
 MAX_MESSAGE = 1_000_000
+WITHDRAWAL_HEADER = "X-Healthy-Homes-Withdrawal"
+#: Where the referral keeps its withdrawal token's hash (dataset is encrypted at rest).
+TOKEN_KEY = "withdrawal_token_sha256"  # noqa: S105 - a dataset key, not a secret
 _REFERRAL_ID = re.compile(r"<referral\.([A-Za-z0-9-]{1,64})@[^>]+>")
 _MAX_TEXT = 500
 
 
 class NotAReferral(ValueError):
     """The message is neither a referral nor a withdrawal in our format."""
+
+
+class WithdrawalRefused(ValueError):
+    """A withdrawal without the referral's withdrawal token: nothing is cancelled."""
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A withdrawal email: the referral it names and the token it carries, if any."""
+
+    referral_id: str
+    token: str | None
+
+
+def token_hash(token: str) -> str:
+    """What the queue keeps of a referral's withdrawal token (never the token)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _text(value: object, limit: int = _MAX_TEXT) -> str | None:
@@ -102,6 +124,9 @@ def referral_from_document(doc: Any) -> EmailedReferral:
         "reason": _text(doc.get("reason"), 200),
         "notes": [x for x in (_text(n) for n in form) if x],
     }
+    token = _text(doc.get("withdrawal_token"), 128)
+    if token is not None:
+        dataset[TOKEN_KEY] = token_hash(token)
     summary = {
         "identifier": None,
         "dateTime": _text(consent.get("recorded_at"), 40),
@@ -119,19 +144,21 @@ def _attachment(message: EmailMessage) -> bytes | None:
     return None
 
 
-def withdrawn_referral_id(message: EmailMessage) -> str | None:
-    """Our referral id if the message is the withdrawal of a referral (a reply to it)."""
+def withdrawal_of(message: EmailMessage) -> Withdrawal | None:
+    """The withdrawal the message asks for (a reply to a referral), if it is one."""
     if _attachment(message) is not None:
         return None
     found = _REFERRAL_ID.search(str(message.get("In-Reply-To") or ""))
-    return found.group(1) if found else None
+    if found is None:
+        return None
+    return Withdrawal(found.group(1), _text(message.get(WITHDRAWAL_HEADER), 128))
 
 
-def parse_message(raw: bytes) -> EmailedReferral | str:
-    """A referral (its attachment), or the id of the referral a withdrawal names."""
+def parse_message(raw: bytes) -> EmailedReferral | Withdrawal:
+    """A referral (its attachment), or the withdrawal of one."""
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)
-    withdrawn = withdrawn_referral_id(message)
+    withdrawn = withdrawal_of(message)
     if withdrawn is not None:
         return withdrawn
     payload = _attachment(message)
@@ -159,13 +186,17 @@ def take_message(db: Database, team_id: str, raw: bytes, clock: Clock) -> Taken:
     """Put an emailed referral in the team's queue, or withdraw one; safe to repeat."""
     parsed = parse_message(raw)
     now = clock.now()
-    if isinstance(parsed, str):
+    if isinstance(parsed, Withdrawal):
         with db.session() as session:
-            row = session.exec(_by_referral(team_id, parsed)).first()
-            changed = row is not None and withdraw_by_sender(row, now)
-            if row is not None and changed:
-                session.add(row)
-        return Taken(team_id, parsed, row.id if row else None, withdrawn=changed)
+            row = session.exec(_by_referral(team_id, parsed.referral_id)).first()
+            if row is None or row.status not in WITHDRAWABLE:
+                # Unknown or already closed: a repeat changes nothing, forged or not.
+                return Taken(team_id, parsed.referral_id, row.id if row else None)
+            if not _token_matches(row, parsed.token):
+                raise WithdrawalRefused(f"referral {parsed.referral_id}: no matching token")
+            changed = withdraw_by_sender(row, now)
+            session.add(row)
+        return Taken(team_id, parsed.referral_id, row.id, withdrawn=changed)
     row, created = store_referral(
         db,
         team_id,
@@ -177,6 +208,15 @@ def take_message(db: Database, team_id: str, raw: bytes, clock: Clock) -> Taken:
         now=now,
     )
     return Taken(team_id, parsed.referral_id, row.id, created=created)
+
+
+def _token_matches(row: HousingReferral, token: str | None) -> bool:
+    # Envelope senders are forgeable: only the practice that sent the referral has its
+    # token. A referral stored without one (before tokens) is never withdrawn by email.
+    stored = row.dataset.get(TOKEN_KEY)
+    if token is None or not isinstance(stored, str):
+        return False
+    return hmac.compare_digest(token_hash(token), stored)
 
 
 def _by_referral(team_id: str, referral_id: str) -> SelectOfScalar[HousingReferral]:
@@ -237,6 +277,9 @@ class IntakeHandler:
                     team,
                     "withdrawn" if done.withdrawn else "new" if done.created else "already here",
                 )
+        except WithdrawalRefused as exc:
+            log.warning("withdrawal refused for team(s) %s: %s", ",".join(sorted(teams)), exc)
+            return "550 5.7.1 withdrawal not accepted: it does not carry the referral's token"
         except NotAReferral as exc:
             log.info("email refused for team(s) %s: %s", ",".join(sorted(teams)), exc)
             return "554 5.6.0 not a Healthy Homes referral: " + str(exc)

@@ -27,7 +27,8 @@ from healthy_homes.connector.delivery.worker import DeliveryWorker
 from healthy_homes.consent.actions import ClinicianActions, ReferralOutcome
 from healthy_homes.fhir.client import FhirClient
 from healthy_homes.fhir.systems import HH_REFERRAL_ID
-from healthy_homes.housing.email_intake import MailIntake, server_tls
+from healthy_homes.housing.email_intake import WITHDRAWAL_HEADER, MailIntake, server_tls
+from healthy_homes.referrals.transports.email import withdrawal_token
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import HousingReferral, Referral
 from tests.consent.conftest import desk_for, flag_for
@@ -182,3 +183,44 @@ def test_mail_for_an_unknown_team_or_without_the_attachment_is_refused(
         with pytest.raises(smtplib.SMTPDataError, match="not a Healthy Homes referral"):
             smtp.send_message(message, to_addrs=[f"north@{DOMAIN}"])
     assert mail.handler.taken == []
+
+
+def _forged_withdrawal(referral_id: str, token: str | None) -> EmailMessage:
+    """What anyone who can reach the port and knows the id could send."""
+    message = EmailMessage()
+    message["From"] = "referrals@practice.test"  # the allowed sender: forgeable
+    message["To"] = f"north@{DOMAIN}"
+    message["Subject"] = f"Healthy Homes referral {referral_id}: please cancel"
+    message["In-Reply-To"] = f"<referral.{referral_id}@healthy-homes.invalid>"
+    if token is not None:
+        message[WITHDRAWAL_HEADER] = token
+    message.set_content("cancelled")
+    return message
+
+
+async def test_a_forged_withdrawal_deletes_nothing_and_the_genuine_one_still_works(
+    inbox: Inbox, intake: tuple[MailIntake, Path], tmp_path: Path, mock_fhir_factory: Any
+) -> None:
+    mail, ca_file = intake
+    service = _service(inbox, mail.port, ca_file)
+    db, clock = connector_db(tmp_path), FixedClock(NOW)
+    practice = practice_server(mock_fhir_factory)
+    try:
+        async with FhirClient(practice.base_url, practice=PRACTICE) as practice_client:
+            desk = desk_for(db, practice_client, service, clock)
+            outcome = await _emailed(desk, service)
+            referral_id = outcome.referral.id
+            tls = ssl.create_default_context(cafile=str(ca_file))
+            with smtplib.SMTP("127.0.0.1", mail.port, timeout=5) as smtp:
+                smtp.starttls(context=tls)
+                for token in (None, "0" * 64, withdrawal_token("another-referral")):
+                    with pytest.raises(smtplib.SMTPDataError, match="withdrawal not accepted"):
+                        smtp.send_message(_forged_withdrawal(referral_id, token))
+            [row] = _queued(inbox, referral_id)
+            assert row.status == "received" and row.dataset["nhs_number"]  # all still there
+            withdrawn = await desk.withdraw(outcome.consent.id, recorded_by=CLINICIAN)
+            assert withdrawn.recalled == [referral_id]
+        [row] = _queued(inbox, referral_id)
+        assert row.status == "cancelled" and row.dataset == {"practice_ods": PRACTICE}
+    finally:
+        db.dispose()

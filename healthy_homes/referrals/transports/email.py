@@ -30,6 +30,7 @@ import httpx
 
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import EmailHousingService, HousingServiceConfig
+from healthy_homes.crypto import keyed_hash
 from healthy_homes.errors import ConfigError, DeliveryError
 from healthy_homes.fhir.client import JSON
 from healthy_homes.referrals.transports import fhir_rest
@@ -37,11 +38,24 @@ from healthy_homes.referrals.transports.base import DeliveryReceipt, ReferralEnv
 from healthy_homes.referrals.transports.fhir_rest import FhirRestTransport
 
 SCHEMA = "healthy-homes-referral/1"
+#: The cancellation email carries the referral's withdrawal token in this header; the
+#: inbox keeps only the token's hash from the referral and cancels only on a match.
+WITHDRAWAL_HEADER = "X-Healthy-Homes-Withdrawal"
+WITHDRAWAL_PURPOSE = "email-withdrawal"
 
 
 def message_id(referral_id: str, kind: str = "referral") -> str:
     """A stable Message-ID for one referral's message of one kind."""
     return f"<{kind}.{referral_id}@healthy-homes.invalid>"
+
+
+def withdrawal_token(referral_id: str) -> str:
+    """The secret that lets this practice (only) withdraw one emailed referral.
+
+    Keyed by the practice's own HMAC key, so nothing needs storing and no one without the
+    key can compute it; it travels only inside the referral and its cancellation.
+    """
+    return keyed_hash(WITHDRAWAL_PURPOSE, referral_id)
 
 
 def referral_document(envelope: ReferralEnvelope) -> dict[str, object]:
@@ -50,6 +64,7 @@ def referral_document(envelope: ReferralEnvelope) -> dict[str, object]:
     return {
         "schema": SCHEMA,
         "referral_id": envelope.referral_id,
+        "withdrawal_token": withdrawal_token(envelope.referral_id),
         "correlation_id": envelope.correlation_id,
         "authored": envelope.authored.isoformat(),
         "practice_ods": envelope.practice_ods,
@@ -109,6 +124,7 @@ def build_email(
     if cancel:
         msg["Subject"] = f"Healthy Homes referral {ref}: please cancel"
         msg["In-Reply-To"] = message_id(ref)
+        msg[WITHDRAWAL_HEADER] = withdrawal_token(ref)
         msg.set_content(
             f"Referral {ref} from practice {envelope.practice_ods} to {service.name} is "
             "cancelled: the patient has withdrawn consent. Please stop work on it and delete "
