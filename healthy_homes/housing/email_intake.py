@@ -8,7 +8,8 @@ to it (``In-Reply-To: <referral.{id}@…>``). The inbox runs an SMTP server
 - a referral is stored once per team and referral id (the same de-duplication as the
   FHIR transaction: a resend changes nothing) and lands in the team's queue, where the
   officer accepts, declines and records progress as for any referral;
-- a withdrawal cancels it and deletes the patient's details, as a FHIR cancel does.
+- a withdrawal cancels it and deletes the patient's details, as a FHIR cancel does, but
+  only when it carries the referral's withdrawal token (see ``Withdrawal``).
 
 The team is the recipient's local part (``north@inbox.example`` → team ``north``), in
 the inbox's mail domain. Status goes back the way it does for FHIR referrals: the
