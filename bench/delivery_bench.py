@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import os
 import platform
 import random
@@ -43,29 +41,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from common import use_throwaway_keys  # also puts the repository on sys.path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from healthy_homes.clock import SystemClock
+from healthy_homes.config.models import DeliveryConfig
+from healthy_homes.connector.delivery.worker import DeliveryWorker
+from healthy_homes.fhir.systems import HH_REFERRAL_ID
+from healthy_homes.mock_server.server import build_server
+from healthy_homes.store.db import Database
+from tests.delivery.helpers import states
+from tests.delivery.seed import SERVICE_ID, enqueue, service
 
-from healthy_homes.clock import SystemClock  # noqa: E402
-from healthy_homes.config.models import DeliveryConfig  # noqa: E402
-from healthy_homes.connector.delivery.worker import DeliveryWorker  # noqa: E402
-from healthy_homes.fhir.systems import HH_REFERRAL_ID  # noqa: E402
-from healthy_homes.mock_server.server import build_server  # noqa: E402
-from healthy_homes.store.db import Database  # noqa: E402
-from tests.delivery.helpers import states  # noqa: E402
-from tests.delivery.seed import SERVICE_ID, enqueue, service  # noqa: E402
-
-# Referral datasets are encrypted at rest: a throwaway keyring for this run, in the
-# environment so the worker processes read the same keys.
-os.environ.setdefault("HEALTHY_HOMES__SECURITY__ACTIVE_KEY", "bench")
-os.environ.setdefault(
-    "HEALTHY_HOMES__SECURITY__DATA_KEYS",
-    json.dumps({"bench": base64.b64encode(os.urandom(32)).decode()}),
-)
-os.environ.setdefault(
-    "HEALTHY_HOMES__SECURITY__HMAC_KEY", base64.b64encode(os.urandom(32)).decode()
-)
+# Referral datasets are encrypted at rest; the worker processes read the same keys.
+use_throwaway_keys()
 
 
 def _machine() -> str:
