@@ -4,7 +4,15 @@
 ``healthy-homes audit verify|export`` are the commands (``audit/cli.py``).
 """
 
-from healthy_homes.audit.chain import Actor, record_audit
+from healthy_homes.audit.chain import Actor, AuditEvent, record_audit, record_audit_many
 from healthy_homes.audit.verify import VerifyResult, verify_entries, verify_log
 
-__all__ = ["Actor", "VerifyResult", "record_audit", "verify_entries", "verify_log"]
+__all__ = [
+    "Actor",
+    "AuditEvent",
+    "VerifyResult",
+    "record_audit",
+    "record_audit_many",
+    "verify_entries",
+    "verify_log",
+]

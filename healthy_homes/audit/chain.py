@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlmodel import Session, col
 
 from healthy_homes.clock import Clock
@@ -104,6 +105,20 @@ def as_fields(entry: AuditEntry) -> dict[str, Any]:
     return {name: getattr(entry, name) for name in (*MAC_FIELDS, "mac")}
 
 
+@dataclass(frozen=True)
+class AuditEvent:
+    """One entry to append: its fields before the chain gives it a sequence and MACs."""
+
+    actor: str
+    role: str
+    action: str
+    subject_kind: str
+    subject_id: str
+    practice_ods: str | None
+    patient_id: str | None = None
+    detail: Detail | None = None
+
+
 def record_audit(
     session: Session,
     *,
@@ -118,36 +133,64 @@ def record_audit(
     detail: Detail | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction; the caller commits it with the action."""
+    event = AuditEvent(
+        actor, role, action, subject_kind, subject_id, practice_ods, patient_id, detail
+    )
+    return AuditEntry(**record_audit_many(session, [event], clock)[0])
+
+
+def record_audit_many(
+    session: Session, events: Sequence[AuditEvent], clock: Clock
+) -> list[dict[str, Any]]:
+    """Append several entries in order, in the caller's transaction, under one head lock.
+
+    The chain is exactly what as many :func:`record_audit` calls would make (consecutive
+    sequence numbers, each entry MACed over its predecessor's MAC), but the head row is
+    locked and rewritten once and the entries go in as one multi-row insert.
+    """
+    if not events:
+        return []
+    practice = events[0].practice_ods
     locked = session.execute(
-        update(AuditHead).where(col(AuditHead.id) == HEAD_ID).values(seq=col(AuditHead.seq) + 1)
+        update(AuditHead)
+        .where(col(AuditHead.id) == HEAD_ID)
+        .values(seq=col(AuditHead.seq) + len(events))
     )
     if getattr(locked, "rowcount", 0) != 1:
         raise AuditError(
-            "audit head row missing: run 'healthy-homes db upgrade'", practice=practice_ods
+            "audit head row missing: run 'healthy-homes db upgrade'", practice=practice
         )
-    seq, prev = session.execute(
+    last, prev = session.execute(
         select(col(AuditHead.seq), col(AuditHead.mac)).where(col(AuditHead.id) == HEAD_ID)
     ).one()
     now = clock.now().astimezone(UTC)
-    entry = AuditEntry(
-        seq=seq,
-        at=now,
-        actor=actor[:120],
-        role=role[:40],
-        action=action[:40],
-        subject_kind=subject_kind[:40],
-        subject_id=subject_id[:64],
-        practice_ods=practice_ods,
-        patient=pseudonym(practice_ods or "", patient_id) if patient_id else None,
-        detail=dict(detail) if detail else None,
-        prev_mac=prev or GENESIS,
-        mac="",
-    )
-    entry.mac = entry_mac(as_fields(entry))
-    session.add(entry)
+    prev_mac: str = prev or GENESIS
+    rows: list[dict[str, Any]] = []
+    for seq, event in enumerate(events, start=last - len(events) + 1):
+        row = _row(seq, now, event, prev_mac)
+        row["mac"] = prev_mac = entry_mac(row)
+        rows.append(row)
+    session.execute(insert(AuditEntry), rows)
     session.execute(
         update(AuditHead)
         .where(col(AuditHead.id) == HEAD_ID)
-        .values(mac=entry.mac, head_mac=head_mac(seq, entry.mac), updated_at=now)
+        .values(mac=prev_mac, head_mac=head_mac(last, prev_mac), updated_at=now)
     )
-    return entry
+    return rows
+
+
+def _row(seq: int, now: datetime, event: AuditEvent, prev_mac: str) -> dict[str, Any]:
+    practice, patient = event.practice_ods, event.patient_id
+    return {
+        "seq": seq,
+        "at": now,
+        "actor": event.actor[:120],
+        "role": event.role[:40],
+        "action": event.action[:40],
+        "subject_kind": event.subject_kind[:40],
+        "subject_id": event.subject_id[:64],
+        "practice_ods": practice,
+        "patient": pseudonym(practice or "", patient) if patient else None,
+        "detail": dict(event.detail) if event.detail else None,
+        "prev_mac": prev_mac,
+    }

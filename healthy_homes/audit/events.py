@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from healthy_homes.audit.chain import SYSTEM, Actor, record_audit
+from healthy_homes.audit.chain import SYSTEM, Actor, AuditEvent, record_audit, record_audit_many
 from healthy_homes.clock import Clock, FixedClock
 from healthy_homes.crypto import keyed_hash
 from healthy_homes.store.models import FlagRecord, Referral
@@ -81,8 +81,14 @@ def disclosure(
     clock: Clock,
 ) -> None:
     """A referral left the practice: the minimum dataset reached a housing service."""
-    record_audit(
-        session,
+    record_audit_many(session, [disclosure_event(referral_id, referral, service_id, via)], clock)
+
+
+def disclosure_event(
+    referral_id: str, referral: Referral | None, service_id: str, via: str
+) -> AuditEvent:
+    """The entry :func:`disclosure` appends, for callers recording a batch at once."""
+    return AuditEvent(
         actor=SYSTEM.user,
         role=SYSTEM.role,
         action="referral.disclosed",
@@ -91,7 +97,6 @@ def disclosure(
         practice_ods=referral.practice_ods if referral else None,
         patient_id=referral.patient_id if referral else None,
         detail={"service": service_id, "via": via},
-        clock=clock,
     )
 
 
