@@ -19,10 +19,10 @@ from tests.reporting.simulate import Simulation
 
 @pytest.fixture
 async def simulated(tmp_path: Path, housing_db: Database) -> Path:
-    """Two months at two practices on SQLite; returns a config pointing at the store."""
+    """January and early February at two practices on SQLite; a config pointing at the store."""
     db = Database(f"sqlite:///{tmp_path / 'hh.db'}")
     db.upgrade()
-    await Simulation(db, housing_db, practices=2, seed=11).run(days=60)
+    await Simulation(db, housing_db, practices=2, seed=11).run(days=40)
     db.dispose()
     path = tmp_path / "healthy-homes.toml"
     path.write_text(f'[storage]\nurl = "sqlite:///{tmp_path / "hh.db"}"\n')
