@@ -10,7 +10,6 @@ we *write* are built and validated with ``fhir.resources`` (see
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import ssl
 import time
@@ -203,7 +202,8 @@ class FhirClient:
             all_headers[REQUEST_ID] = request_id
         content = None
         if json_body is not None:
-            content = json.dumps(json_body, separators=(",", ":")).encode()
+            # orjson: the transaction body is encoded on every send (the delivery hot path).
+            content = orjson.dumps(json_body)
             all_headers["Content-Type"] = FHIR_JSON
         target = self.resolve(url)
         where = safe_url(target)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Update, and_, or_, select, update
 from sqlmodel import Session, col
 
-from healthy_homes.audit import Actor
+from healthy_homes.audit import Actor, AuditEvent, record_audit_many
 from healthy_homes.audit import events as audit_events
 from healthy_homes.clock import Clock
 from healthy_homes.connector.delivery.alerts import raise_alert
@@ -148,22 +148,27 @@ def mark_delivered_many(db: Database, receipts: Sequence[Delivered], clock: Cloc
         referral_ids = [r.held.referral_id for r in receipts]
         query_referrals = select(Referral).where(col(Referral.id).in_(referral_ids))
         referrals = session.scalars(query_referrals).all()
+        disclosures = []
         for receipt in receipts:
             row = entries.get(receipt.held.id)
-            if row is not None:
-                _record_delivery(session, row, receipt, now)
+            if row is not None and (event := _record_delivery(session, row, receipt, now)):
+                disclosures.append(event)
+        # One head-row lock and one insert for the batch's disclosures, not one per receipt.
+        record_audit_many(session, disclosures, audit_events.at(now))
         del referrals
 
 
-def _record_delivery(session: Session, row: OutboxEntry, receipt: Delivered, now: datetime) -> None:
+def _record_delivery(
+    session: Session, row: OutboxEntry, receipt: Delivered, now: datetime
+) -> AuditEvent | None:
     if row.state in (OutboxState.CANCELLED, OutboxState.DELIVERED):
-        return
+        return None
     _release(row, OutboxState.DELIVERED, now)
     row.delivered_at, row.last_error = now, None
     session.add(row)
     referral = session.get(Referral, row.referral_id)
-    audit_events.disclosure(
-        session, row.referral_id, referral, row.housing_service_id, "outbox", audit_events.at(now)
+    event = audit_events.disclosure_event(
+        row.referral_id, referral, row.housing_service_id, "outbox"
     )
     if referral is not None and referral.status != ReferralStatus.CANCELLED:
         referral.status, referral.sent_at, referral.last_error = ReferralStatus.SENT, now, None
@@ -172,6 +177,7 @@ def _record_delivery(session: Session, row: OutboxEntry, receipt: Delivered, now
             referral.remote_task_url = receipt.remote_ref
         set_remote_status(session, referral, receipt.remote_status, now)
         session.add(referral)
+    return event
 
 
 def schedule_retry(

@@ -130,10 +130,14 @@ class DeliveryWorker:
                 free = limit - len(running)
                 # Refill when half the slots are free, so claims come in batches.
                 if not stopping and (not running or free >= max(1, limit // 2)):
+                    # Receipts wait for the refill, so one transaction records several
+                    # (a crash before it only means a resend the receiver de-duplicates).
+                    self._record_delivered(stats)
                     claims = self._claim_safely(min(free, self.config.batch_size), stop)
                     for held, prepared in self._prepare(claims):
                         running.add(asyncio.create_task(self._deliver(held, prepared, stats)))
                 if not running:
+                    self._record_delivered(stats)
                     if stop is None or stopping:
                         return
                     waiter = asyncio.create_task(stop.wait())
@@ -143,7 +147,6 @@ class DeliveryWorker:
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()
-                self._record_delivered(stats)
         finally:
             if running:
                 # Shutting down mid-send: let these finish (each is bounded by its timeout).
