@@ -4,14 +4,19 @@ Each removal swaps the body of the function that *is* the control for one that d
 control anything (``__code__`` is replaced, so every module that imported the function
 by name gets the weakened body too). The hazard log (``docs/hazard-log.md``) names a
 removal for every hazard; ``test_hazard_log.py`` runs the hazard's test with the removal
-applied and expects it to fail.
+applied and expects it to fail. Removals are undone after each test, so one child pytest
+can check every hazard in turn.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from types import CodeType
 from typing import Any
+
+#: Bodies swapped out, so a removal can be undone after its test.
+_ORIGINALS: list[tuple[Any, CodeType]] = []
 
 
 def _swap(target: str, replacement: Callable[..., Any]) -> None:
@@ -25,6 +30,7 @@ def _swap(target: str, replacement: Callable[..., Any]) -> None:
         raise TypeError(f"{target} is not a plain function")
     # The replacement's globals are not the target's: only use names that the target's
     # module also defines, or builtins.
+    _ORIGINALS.append((function, function.__code__))
     function.__code__ = replacement.__code__
 
 
@@ -217,3 +223,10 @@ def apply(name: str) -> None:
     except KeyError:
         raise KeyError(f"unknown control {name!r}; expected one of {sorted(REMOVALS)}") from None
     removal()
+
+
+def restore() -> None:
+    """Put back every control taken out, newest first."""
+    while _ORIGINALS:
+        function, code = _ORIGINALS.pop()
+        function.__code__ = code
