@@ -296,6 +296,7 @@ class FlagEvent(SQLModel, table=True):
 
 # -- housing inbox (migration 0006) -------------------------------------------------
 # The housing side: a team without a case system of its own receives referrals here.
+# Its officers and managers are users in access_models (migration 0009 moved them).
 # Only the referral minimum dataset is kept (see healthy_homes/housing/receive.py).
 
 
