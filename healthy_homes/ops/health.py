@@ -30,5 +30,7 @@ def readiness(db: Database, scheduler_running: Callable[[], bool]) -> dict[str, 
         checks["database"] = True
         checks["migrations"] = current_revision(db.engine) == head_revision()
     except SQLAlchemyError:
-        pass
+        # An unreachable database is an answer, not an error: both checks stay False and
+        # the probe says "not ready" rather than failing with a 500.
+        return checks
     return checks
