@@ -32,6 +32,7 @@ from sqlmodel import col, select
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import FlagRulesConfig, HousingServiceConfig
 from healthy_homes.consent.preview import ReferralPreview, preview_referral
+from healthy_homes.consent.referrer import account_for_ehr_user, claim
 from healthy_homes.consent.service import CONSENT_WORDING_VERSION, Recipient, record_decision
 from healthy_homes.consent.withdrawal import Recaller, WithdrawalResult, withdraw_consent
 from healthy_homes.errors import DeliveryError, FlagError, ReferralError, RoutingError
@@ -240,11 +241,15 @@ class ClinicianActions:
         form: ReferralForm | None = None,
         send: bool = True,
         source: Source | str = Source.WEB,
+        referrer: str | None = None,
     ) -> ReferralOutcome:
         """Consent given: record it, make the referral (with the form) and send it.
 
         The patient is routed first: with no housing service for them, RoutingError is
         raised and nothing is recorded. The referral goes to the routed service.
+        ``referrer`` is the signed-in user's account id, which "Referrals you made"
+        lists by; from CDS Hooks, ``recorded_by`` is the EHR's user, matched to an
+        account by ``consent.referrer`` (no single match: nobody's).
         """
         form = self._checked_form(flag_id, form)
         service, _ = await self._routed(flag_id, form=form, recorded_by=recorded_by)
@@ -267,6 +272,10 @@ class ClinicianActions:
             housing_service_id=service.id,
             clock=self.clock,
         )
+        if referrer is None and source == Source.CDS_HOOKS:
+            referrer = account_for_ehr_user(self.db, self.practice_ods, recorded_by)
+        if referrer is not None:
+            referral = claim(self.db, referral.id, referrer) or referral
         if form is not None:
             referral = self._attach_form(referral.id, form)
         service = self.service_by_id(referral.housing_service_id) or service

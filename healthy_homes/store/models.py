@@ -185,6 +185,10 @@ class Referral(SQLModel, table=True):
     outcome: str | None = _sealed_text("referral.outcome")
     # When the housing service took our request to stop and delete (after withdrawal).
     remote_cancelled_at: datetime | None = _ts(nullable=True)
+    # The user account (user_account.id) that made it (migration 0013), which "Referrals
+    # you made" lists by: display names are not unique. NULL for older rows and for a
+    # CDS Hooks referral whose EHR user matches no single clinician account.
+    referred_by_user: str | None = Field(default=None, index=True, max_length=36)
 
 
 # -- register sync state (migration 0002) ------------------------------------------

@@ -28,7 +28,7 @@ from tests.web.routing_world import (
     build_routing_world,
     move,
 )
-from tests.web.world import PopupWorld, sign_in
+from tests.web.world import CLINICIAN, PopupWorld, sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -46,9 +46,9 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PopupWorl
 class Page:
     """A signed-in clinician's page: the CSRF token, and JSON posts."""
 
-    def __init__(self, world: PopupWorld) -> None:
+    def __init__(self, world: PopupWorld, username: str = CLINICIAN.user_id) -> None:
         self.http = httpx.Client(base_url=world.url, timeout=10)
-        sign_in(self.http)
+        sign_in(self.http, username)
         found = re.search(r'name="csrf-token" content="([^"]+)"', self.http.get("/").text)
         assert found is not None
         self.token = found.group(1)
@@ -231,3 +231,38 @@ def test_another_clinician_sees_only_their_own_referrals(routed, page: Page) -> 
         theirs = other.get("/referrals")
     assert theirs.status_code == 200 and _rows(theirs.text) == {}
     assert 'id="no-referrals"' in theirs.text
+
+
+def _recorded_by(world: PopupWorld, referral_id: str) -> str:
+    """The name on the consent a referral rests on."""
+    with world.db.session() as session:
+        referral = session.get(Referral, referral_id)
+        assert referral is not None
+        consent = session.get(ConsentRecord, referral.consent_id)
+    assert consent is not None
+    return consent.recorded_by
+
+
+def test_two_clinicians_with_one_name_each_see_only_their_own_referrals(routed, page: Page) -> None:
+    """Matched by signed-in account, not display name (the name is on both consents)."""
+    world, _ = routed
+    world.add_user("dr.tess.2", CLINICIAN.display_name)
+    namesake = Page(world, "dr.tess.2")
+    try:
+        mine, theirs = _consented(world, page), _consented(world, namesake)
+        assert _recorded_by(world, mine) == _recorded_by(world, theirs) == CLINICIAN.display_name
+        listed_mine = _rows(page.http.get("/referrals").text)
+        listed_theirs = _rows(namesake.http.get("/referrals").text)
+        assert mine in listed_mine and theirs not in listed_mine
+        assert theirs in listed_theirs and mine not in listed_theirs
+
+        # A referral filed under nobody (made before migration 0013) is nobody's to list,
+        # though its consent carries the clinician's display name.
+        with world.db.session() as session:
+            row = session.get(Referral, mine)
+            assert row is not None
+            row.referred_by_user = None
+            session.add(row)
+        assert mine not in _rows(page.http.get("/referrals").text)
+    finally:
+        namesake.http.close()

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from healthy_homes.consent.wording import consent_wording
 from healthy_homes.errors import ConsentError, RoutingError
 from healthy_homes.flags.popup.forms import ConsentIn, DeclineIn, NotAppropriateIn, PreviewIn
-from healthy_homes.flags.popup.state import actions_of, clinician_of, state_of
+from healthy_homes.flags.popup.state import account_of, actions_of, clinician_of, state_of
 from healthy_homes.referrals.routing import RouteOutcome, Routing
 from healthy_homes.web.access import Role, require_role
 
@@ -82,7 +82,11 @@ async def consent(flag_id: str, body: ConsentIn, request: Request) -> dict[str, 
     if body.wording_version != actions.wording_version:
         raise ConsentError("the consent wording has changed since the page was loaded; reload")
     done = await actions.consent(
-        flag_id, recorded_by=clinician.recorded_as, method=body.method, form=body.form
+        flag_id,
+        recorded_by=clinician.recorded_as,
+        method=body.method,
+        form=body.form,
+        referrer=account_of(request),
     )
     state_of(request).board.answer(flag_id)
     name = (done.service or actions.service).name

@@ -1,12 +1,16 @@
 """'Referrals you made': what became of each referral the signed-in clinician made.
 
-Each row is a referral resting on a consent this clinician recorded at this practice:
-the housing service it went to, when it was sent, whether the housing side has
-acknowledged it, its status (the closed loop's ``record_status`` keeps
-``Referral.task_status`` up to date, whatever the transport), what the housing team
-said with it (the reason for a decline, the outcome of a visit: ``Referral.status_reason``
-and ``Referral.outcome``, their own words) and whether the acknowledgement is overdue
-(past the service's ``ack_working_days``, or an ``ack-overdue`` alert was raised).
+Each row is a referral this clinician made at this practice, found by their user
+account (``Referral.referred_by_user``), never by name: two clinicians may share a
+display name. Referrals made before migration 0013, or from a CDS Hooks card whose EHR
+user matched no single account, are nobody's here (practice admins still find them on
+the outbox page). For each: the housing service it went to, when it was sent, whether
+the housing side has acknowledged it, its status (the closed loop's ``record_status``
+keeps ``Referral.task_status`` up to date, whatever the transport), what the housing
+team said with it (the reason for a decline, the outcome of a visit:
+``Referral.status_reason`` and ``Referral.outcome``, their own words) and whether the
+acknowledgement is overdue (past the service's ``ack_working_days``, or an
+``ack-overdue`` alert was raised).
 Nothing here changes anything.
 """
 
@@ -23,10 +27,10 @@ from sqlmodel import col, select
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import HousingServiceConfig
 from healthy_homes.flags.popup.prompts import long_date
-from healthy_homes.flags.popup.state import NotSignedIn, clinician_of, state_of
+from healthy_homes.flags.popup.state import NotSignedIn, account_of, clinician_of, state_of
 from healthy_homes.referrals.loop import ALERT_KIND, READABLE, ack_due, is_acknowledged
 from healthy_homes.store.db import Database
-from healthy_homes.store.models import Alert, ConsentRecord, Referral, ReferralStatus
+from healthy_homes.store.models import Alert, Referral, ReferralStatus
 from healthy_homes.web.access import Role, require_role
 from healthy_homes.web.templating import render
 
@@ -86,7 +90,7 @@ def referrals_made(
     db: Database,
     *,
     practice: str,
-    recorded_as: str,
+    user_id: str,
     services: Sequence[HousingServiceConfig],
     clock: Clock,
     zone: ZoneInfo,
@@ -96,8 +100,7 @@ def referrals_made(
     with db.session() as session:
         found = session.exec(
             select(Referral)
-            .join(ConsentRecord, col(ConsentRecord.id) == col(Referral.consent_id))
-            .where(Referral.practice_ods == practice, ConsentRecord.recorded_by == recorded_as)
+            .where(Referral.practice_ods == practice, Referral.referred_by_user == user_id)
             .order_by(col(Referral.created_at).desc())
             .limit(LIMIT)
         ).all()
@@ -142,6 +145,7 @@ async def referrals_page(request: Request) -> Response:
     state = state_of(request)
     try:
         clinician = clinician_of(request)
+        account = account_of(request)
     except NotSignedIn:
         return render(state.env, request, "popup/signed-out.html", status_code=401)
     actions = state.actions
@@ -150,7 +154,7 @@ async def referrals_page(request: Request) -> Response:
     rows = referrals_made(
         actions.db,
         practice=state.config.practice.ods_code,
-        recorded_as=clinician.recorded_as,
+        user_id=account,
         services=state.config.referral_services,
         clock=actions.clock,
         zone=state.config.zone,

@@ -21,6 +21,7 @@ from healthy_homes.consent.actions import ClinicianActions
 from healthy_homes.errors import ConfigError
 from healthy_homes.flags.popup.board import PromptBoard
 from healthy_homes.flags.popup.watch import DEFAULT_WATCH_MAX_AGE
+from healthy_homes.web.access import access_of
 from healthy_homes.web.identity import Clinician, IdentityProvider
 
 
@@ -111,6 +112,17 @@ def clinician_of(request: Request) -> Clinician:
     if found is None:
         raise NotSignedIn
     return found
+
+
+def account_of(request: Request) -> str:
+    """The signed-in user's account id (``user_account.id``), or NotSignedIn.
+
+    What a referral is filed under: two people may share a display name, never an id.
+    """
+    found = access_of(request).principal(request)
+    if found is None:
+        raise NotSignedIn
+    return found.user_id
 
 
 def actions_of(request: Request) -> ClinicianActions:
