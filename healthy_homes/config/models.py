@@ -264,6 +264,14 @@ class FhirHousingService(HousingServiceConfig):
     transport: Literal["fhir"] = "fhir"
     fhir_base_url: AnyHttpUrl
     poll_minutes: float = Field(default=15, gt=0, description="minutes between Task polls")
+    referrals_per_request: int = Field(
+        default=1,
+        ge=1,
+        le=50,
+        description="referrals combined in one transaction (each keeps its own conditional "
+        "creates); more than 1 only for receivers that take several, such as HAPI FHIR; "
+        "one refused whole is sent again a referral at a time",
+    )
 
 
 class BarsHousingService(HousingServiceConfig):

@@ -70,3 +70,26 @@ async def test_delivered_twice_arrives_once_and_the_officer_s_moves_are_polled(
             assert gone is not None and "nhs_number" not in gone.dataset
     finally:
         await transport.aclose()
+
+
+async def test_an_inbox_that_takes_one_referral_a_transaction_gets_them_one_at_a_time(
+    inbox: Inbox,
+) -> None:
+    """The inbox refuses a combined transaction whole; each referral then goes alone."""
+    envelopes = [_envelope(inbox, f"many-{n}", 60 + n) for n in range(4)]
+    service = envelopes[0].service.model_copy(update={"referrals_per_request": 4})
+    transport = make(service, clock=FixedClock(START), http=None)
+    try:
+        assert transport.per_request == 4
+        first = await transport.deliver_many(envelopes[:2])
+        assert transport.per_request == 1  # it refused the pair but took each alone
+        rest = await transport.deliver_many(envelopes[2:])
+    finally:
+        await transport.aclose()
+    receipts = [*first, *rest]
+    with inbox.db.session() as session:
+        rows = {row.referral_identifier: row for row in session.exec(select(HousingReferral)).all()}
+    assert sorted(rows) == sorted(e.referral_id for e in envelopes)
+    for envelope, receipt in zip(envelopes, receipts, strict=True):
+        assert not isinstance(receipt, Exception)
+        assert receipt.remote_ref == f"Task/{rows[envelope.referral_id].id}"

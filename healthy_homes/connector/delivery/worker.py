@@ -5,7 +5,9 @@ Up to ``concurrency`` deliveries run at once, each under ``send_timeout_seconds`
 failure only moves its own entry (retry later or dead letter): one poison referral
 never holds up the others. An entry is marked delivered only after the transport
 returned; a crash in between leaves it to be sent again under the same referral id,
-which the receiver de-duplicates (conditional create). Database round trips are
+which the receiver de-duplicates (conditional create). A service whose transport
+combines referrals (``referrals_per_request``) gets them a group per send, and each
+referral in the group is still settled by its own outcome. Database round trips are
 shared: consent is re-checked for a whole claimed batch in one transaction just
 before its sends start, and the receipts that came back are recorded together.
 """
@@ -18,7 +20,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -36,7 +38,14 @@ from healthy_homes.connector.delivery.policy import (
 )
 from healthy_homes.errors import ConsentRequiredError, HealthyHomesError, StorageError
 from healthy_homes.referrals.forward import Prepared, envelopes_for
-from healthy_homes.referrals.transports.base import Transport, transport_for
+from healthy_homes.referrals.transports.base import (
+    CombiningTransport,
+    DeliveryReceipt,
+    Outcome,
+    ReferralEnvelope,
+    Transport,
+    transport_for,
+)
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import Referral, ReferralStatus
 
@@ -133,9 +142,10 @@ class DeliveryWorker:
                     # Receipts wait for the refill, so one transaction records several
                     # (a crash before it only means a resend the receiver de-duplicates).
                     self._record_delivered(stats)
-                    claims = self._claim_safely(min(free, self.config.batch_size), stop)
-                    for held, prepared in self._prepare(claims):
-                        running.add(asyncio.create_task(self._deliver(held, prepared, stats)))
+                    wanted = min(free * self._per_task(), self.config.batch_size)
+                    claims = self._claim_safely(wanted, stop)
+                    for job in self._jobs(self._prepare(claims), stats):
+                        running.add(asyncio.create_task(job))
                 if not running:
                     self._record_delivered(stats)
                     if stop is None or stopping:
@@ -152,6 +162,51 @@ class DeliveryWorker:
                 # Shutting down mid-send: let these finish (each is bounded by its timeout).
                 await asyncio.wait(running)
             self._record_delivered(stats)
+
+    def _combining(self, service: HousingServiceConfig | None) -> CombiningTransport | None:
+        """The service's transport if it sends several referrals at once now."""
+        if service is None:
+            return None
+        try:
+            transport = self._transport(service)
+        except Exception:  # the single send reports a transport that cannot be made
+            return None
+        if isinstance(transport, CombiningTransport) and transport.per_request > 1:
+            return transport
+        return None
+
+    def _per_task(self) -> int:
+        """Referrals one delivery slot may carry: the most any service combines now."""
+        sizes = [1]
+        for service in self.services.values():
+            transport = self._combining(service)
+            if transport is not None:
+                sizes.append(transport.per_request)
+        return max(sizes)
+
+    def _jobs(
+        self, prepared: list[tuple[Claim, Prepared | Exception]], stats: DeliveryStats
+    ) -> list[Coroutine[None, None, None]]:
+        """One job per referral, or per group a combining transport takes in one send."""
+        jobs: list[Coroutine[None, None, None]] = []
+        groups: dict[str, list[tuple[Claim, ReferralEnvelope]]] = {}
+        for held, envelope in prepared:
+            service = self.services.get(held.housing_service_id)
+            if (
+                isinstance(envelope, ReferralEnvelope)
+                and held.attempts <= self.config.max_attempts
+                and self._combining(service) is not None
+            ):
+                groups.setdefault(held.housing_service_id, []).append((held, envelope))
+            else:
+                jobs.append(self._deliver(held, envelope, stats))
+        for service_id, items in groups.items():
+            service = self.services[service_id]
+            transport = self._combining(service)
+            size = transport.per_request if transport is not None else 1
+            for start in range(0, len(items), size):
+                jobs.append(self._deliver_group(service, items[start : start + size], stats))
+        return jobs
 
     def _claim_safely(self, limit: int, stop: asyncio.Event | None) -> list[Claim]:
         try:
@@ -212,34 +267,59 @@ class DeliveryWorker:
         try:
             if isinstance(prepared, Exception):
                 raise prepared
-            receipt = None
-            if prepared is not None:
-                async with asyncio.timeout(self.config.send_timeout_seconds):
-                    receipt = await self._transport(service).deliver(prepared)
-        except ConsentRequiredError as exc:
-            outbox.mark_cancelled(self.db, held, self.clock, exc.message)
+            if prepared is None:
+                self._settle_unsendable(held, stats)
+                return
+            async with asyncio.timeout(self.config.send_timeout_seconds):
+                receipt = await self._transport(service).deliver(prepared)
+        except Exception as exc:  # a bug in one transport must not stop the rest
+            self._settle(held, exc, stats)
+            return
+        self._settle(held, receipt, stats)
+
+    async def _deliver_group(
+        self,
+        service: HousingServiceConfig,
+        items: list[tuple[Claim, ReferralEnvelope]],
+        stats: DeliveryStats,
+    ) -> None:
+        """Several referrals to one service in one send; each settled by its own outcome."""
+        try:
+            async with asyncio.timeout(self.config.send_timeout_seconds):
+                transport = self._transport(service)
+                if not isinstance(transport, CombiningTransport):
+                    raise TypeError(f"housing service {service.id}: transport cannot combine")
+                outcomes = await transport.deliver_many([envelope for _, envelope in items])
+        except Exception as exc:  # the whole send failed: each referral takes the failure
+            outcomes = [exc] * len(items)
+        for (held, _), outcome in zip(items, outcomes, strict=True):
+            try:
+                self._settle(held, outcome, stats)
+            except Exception:  # the worker outlives anything one referral does
+                log.exception("delivery bookkeeping failed", extra={"referral": held.referral_id})
+
+    def _settle(self, held: Claim, outcome: Outcome, stats: DeliveryStats) -> None:
+        """Record one send's outcome: a receipt to record, or a failure to retry or bury."""
+        if isinstance(outcome, DeliveryReceipt):
+            self._delivered.append(outbox.Delivered(held, outcome.remote_ref, outcome.status))
+        elif isinstance(outcome, ConsentRequiredError):
+            outbox.mark_cancelled(self.db, held, self.clock, outcome.message)
             stats.cancelled += 1
             log.info("referral not sent: consent not in force", extra=self._extra(held))
-            return
-        except TimeoutError:
+        elif isinstance(outcome, TimeoutError):
             self._failed(held, stats, "delivery timed out", True)
-            return
-        except HealthyHomesError as exc:
-            log.debug("delivery failed", exc_info=True, extra=self._extra(held))
-            if nothing_sent(exc):  # the breaker held it back: not an attempt, just a wait
+        elif isinstance(outcome, HealthyHomesError):
+            log.debug("delivery failed", exc_info=outcome, extra=self._extra(held))
+            if nothing_sent(outcome):  # the breaker held it back: not an attempt, just a wait
                 held = replace(held, attempts=held.attempts - 1)
-                self._retry(held, stats, safe_error(exc), retry_after_of(exc), sent=False)
+                self._retry(held, stats, safe_error(outcome), retry_after_of(outcome), sent=False)
             else:
-                self._failed(held, stats, safe_error(exc), exc.retryable, retry_after_of(exc))
-            return
-        except Exception as exc:  # a bug in one transport must not stop the rest
-            log.debug("delivery failed", exc_info=True, extra=self._extra(held))
-            self._failed(held, stats, safe_error(exc), True)
-            return
-        if receipt is None:
-            self._settle_unsendable(held, stats)
-            return
-        self._delivered.append(outbox.Delivered(held, receipt.remote_ref, receipt.status))
+                self._failed(
+                    held, stats, safe_error(outcome), outcome.retryable, retry_after_of(outcome)
+                )
+        else:  # a bug in one transport must not stop the rest
+            log.debug("delivery failed", exc_info=outcome, extra=self._extra(held))
+            self._failed(held, stats, safe_error(outcome), True)
 
     def _settle_unsendable(self, held: Claim, stats: DeliveryStats) -> None:
         """The referral was sent by another path, or cancelled: close the entry to match."""

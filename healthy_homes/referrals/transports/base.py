@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import httpx
 
@@ -69,6 +69,22 @@ class Transport(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
+        ...
+
+
+#: One referral's result from a combined send: its receipt, or the error that stopped it.
+Outcome = DeliveryReceipt | Exception
+
+
+@runtime_checkable
+class CombiningTransport(Protocol):
+    """A wire that can carry several referrals in one request (the FHIR transaction)."""
+
+    #: Referrals per request now (1: the worker sends one at a time).
+    per_request: int
+
+    async def deliver_many(self, envelopes: list[ReferralEnvelope]) -> list[Outcome]:
+        """Send these referrals; each one's outcome, in order. Idempotent by ``referral_id``."""
         ...
 
 

@@ -3,9 +3,19 @@
 Every entry is a conditional create on our identifiers (``referrals/bundle.py``), so
 delivering twice creates nothing new. The closed loop reads the remote Task, found by
 our referral identifier, so it works even when the first answer was lost.
+
+A service may take several referrals in one transaction (``referrals_per_request``):
+each referral's four entries keep their own conditional creates, so a combined
+transaction de-duplicates exactly as single ones do. A transaction is all or nothing,
+so when a combined one is refused outright (a 4xx) each referral is sent again on its
+own: the one at fault fails alone and the rest go through. A receiver that refuses
+combined transactions but takes each referral alone is sent one at a time from then on.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 import httpx
 
@@ -18,15 +28,20 @@ from healthy_homes.fhir.retry import RetryPolicy
 from healthy_homes.fhir.systems import HH_REFERRAL_ID
 from healthy_homes.flags.fhir_sync import find_by_identifier, versioned_update
 from healthy_homes.referrals.bundle import referral_bundle
-from healthy_homes.referrals.transports.base import DeliveryReceipt, ReferralEnvelope
+from healthy_homes.referrals.transports.base import DeliveryReceipt, Outcome, ReferralEnvelope
 
+log = logging.getLogger(__name__)
 #: The delivery worker owns backoff across attempts; one quick retry here covers a blip.
 TRANSPORT_POLICY = RetryPolicy(max_attempts=2, backoff_base=0.2, backoff_cap=1.0)
 
 
 def task_reference(response: JSON) -> str | None:
     """``Task/{id}`` from a transaction-response Bundle, if it holds one."""
-    for entry in response.get("entry") or []:
+    return _task_in(response.get("entry") or [])
+
+
+def _task_in(entries: list[JSON]) -> str | None:
+    for entry in entries:
         location = (entry.get("response") or {}).get("location") or ""
         if location.startswith("Task/") or "/Task/" in location:
             parts = location.split("/_history")[0].split("/")
@@ -69,11 +84,34 @@ async def recall(housing: FhirClient, referral_id: str) -> bool:
     return found
 
 
+def distinct_patients(envelopes: list[ReferralEnvelope]) -> list[list[ReferralEnvelope]]:
+    """Split into groups where no patient appears twice, keeping the order within each.
+
+    Two conditional creates of the same Patient in one transaction would both find
+    nothing and both create: a patient's second referral goes in a later group.
+    """
+    groups: list[list[ReferralEnvelope]] = []
+    seen: list[set[str]] = []
+    for envelope in envelopes:
+        nhs = envelope.dataset.nhs_number
+        for group, numbers in zip(groups, seen, strict=True):
+            if nhs not in numbers:
+                group.append(envelope)
+                numbers.add(nhs)
+                break
+        else:
+            groups.append([envelope])
+            seen.append({nhs})
+    return groups
+
+
 class FhirRestTransport:
     """Delivers to a housing service's FHIR endpoint with one pooled client."""
 
-    def __init__(self, client: FhirClient) -> None:
+    def __init__(self, client: FhirClient, *, per_request: int = 1) -> None:
         self.client = client
+        #: Referrals per transaction; drops to 1 if the receiver refuses combined ones.
+        self.per_request = per_request
 
     def _error(self, exc: FhirError, envelope: ReferralEnvelope, what: str) -> DeliveryError:
         return DeliveryError(
@@ -83,9 +121,8 @@ class FhirRestTransport:
             referral=envelope.referral_id,
         )
 
-    async def deliver(self, envelope: ReferralEnvelope) -> DeliveryReceipt:
-        """POST the transaction; a repeat matches our identifiers and creates nothing."""
-        bundle = referral_bundle(
+    def _bundle(self, envelope: ReferralEnvelope) -> JSON:
+        return referral_bundle(
             referral_id=envelope.referral_id,
             dataset=envelope.dataset,
             consent=envelope.consent,
@@ -93,13 +130,79 @@ class FhirRestTransport:
             housing_name=envelope.service.name,
             authored=envelope.authored,
         )
+
+    async def deliver(self, envelope: ReferralEnvelope) -> DeliveryReceipt:
+        """POST the transaction; a repeat matches our identifiers and creates nothing."""
         try:
             response = await self.client.transaction(
-                bundle, headers={"X-Correlation-Id": envelope.correlation_id}
+                self._bundle(envelope), headers={"X-Correlation-Id": envelope.correlation_id}
             )
         except FhirError as exc:
             raise self._error(exc, envelope, "did not take the referral") from exc
         return DeliveryReceipt(remote_ref=task_reference(response), status="requested")
+
+    async def _alone(self, envelope: ReferralEnvelope) -> Outcome:
+        try:
+            return await self.deliver(envelope)
+        except Exception as exc:  # the worker settles each referral by its own outcome
+            return exc
+
+    async def deliver_many(self, envelopes: list[ReferralEnvelope]) -> list[Outcome]:
+        """Send several referrals, combined per ``per_request``; each one's outcome, in order."""
+        if self.per_request <= 1 or len(envelopes) <= 1:
+            return list(await asyncio.gather(*(self._alone(e) for e in envelopes)))
+        outcomes: dict[str, Outcome] = {}
+        for group in distinct_patients(envelopes):
+            for start in range(0, len(group), self.per_request):
+                outcomes.update(await self._combined(group[start : start + self.per_request]))
+        return [outcomes[e.referral_id] for e in envelopes]
+
+    async def _combined(self, group: list[ReferralEnvelope]) -> dict[str, Outcome]:
+        if len(group) == 1:
+            return {group[0].referral_id: await self._alone(group[0])}
+        bundles = [self._bundle(e) for e in group]
+        combined = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [entry for bundle in bundles for entry in bundle["entry"]],
+        }
+        ids = ",".join(e.correlation_id for e in group)
+        try:
+            response = await self.client.transaction(combined, headers={"X-Correlation-Id": ids})
+        except FhirError as exc:
+            if exc.retryable:  # nothing was applied (all or nothing): each waits its retry
+                return {
+                    e.referral_id: self._error(exc, e, "did not take the referral") for e in group
+                }
+            return await self._each_alone(group, exc)
+        answered = response.get("entry") or []
+        sizes = [len(bundle["entry"]) for bundle in bundles]
+        if len(answered) != sum(sizes):
+            answered = []  # not one answer per entry: the closed loop finds Tasks by identifier
+        outcomes: dict[str, Outcome] = {}
+        start = 0
+        for envelope, size in zip(group, sizes, strict=True):
+            task = _task_in(answered[start : start + size])
+            outcomes[envelope.referral_id] = DeliveryReceipt(remote_ref=task, status="requested")
+            start += size
+        return outcomes
+
+    async def _each_alone(
+        self, group: list[ReferralEnvelope], refused: FhirError
+    ) -> dict[str, Outcome]:
+        """A combined transaction was refused: each referral again on its own."""
+        results = await asyncio.gather(*(self._alone(e) for e in group))
+        if all(isinstance(r, DeliveryReceipt) for r in results):
+            # Every one was fine alone: it is the combining this receiver refuses.
+            log.warning(
+                "housing service %s refused %d referrals in one transaction (HTTP %s) but "
+                "took each alone; sending one per transaction from now on",
+                group[0].service.id,
+                len(group),
+                getattr(refused, "status_code", "error"),
+            )
+            self.per_request = 1
+        return {e.referral_id: r for e, r in zip(group, results, strict=True)}
 
     async def cancel(self, envelope: ReferralEnvelope, reason: str) -> None:
         """Task cancelled and ServiceRequest revoked, by our identifier; safe to repeat."""
@@ -144,4 +247,4 @@ def make(
         clock=clock,
         policy=TRANSPORT_POLICY,
     )
-    return FhirRestTransport(client)
+    return FhirRestTransport(client, per_request=getattr(service, "referrals_per_request", 1))
