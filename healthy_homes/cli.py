@@ -2,6 +2,11 @@
 
 Each area module exposes ``register(subparsers)``, which adds its parsers and sets
 ``handler`` (a function taking the parsed arguments and returning an exit code).
+
+Every command builds every area's parsers, so an area module imports at its top only
+what those need; its handlers import the rest (the store, web apps, matplotlib), so a
+delivery worker or a sync does not start by importing the other commands' dependencies
+(``tests/test_cli_imports.py``).
 """
 
 from __future__ import annotations

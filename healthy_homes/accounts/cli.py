@@ -12,15 +12,16 @@ import contextlib
 import getpass
 import sys
 from collections.abc import Iterator
-
-from sqlmodel import Session
+from typing import TYPE_CHECKING
 
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
 from healthy_homes.errors import AccessError
-from healthy_homes.store.db import Database
 from healthy_homes.web.access import Role
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 ROLE_NAMES = [r.value.replace("_", "-") for r in Role]
 
@@ -28,6 +29,9 @@ ROLE_NAMES = [r.value.replace("_", "-") for r in Role]
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[Session]:
     """One transaction on the configured database (committed when the block ends)."""
+    # Imported here: every command's parser is built from this module.
+    from healthy_homes.store.db import Database
+
     db = Database.from_settings(resolve_settings(args.config))
     try:
         db.upgrade()

@@ -5,16 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from healthy_homes.audit.export import ExportFormat, read_export, write_export
-from healthy_homes.audit.verify import VerifyResult, iter_entries, verify_entries, verify_log
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
-from healthy_homes.crypto import keyring_from_config, set_keyring
-from healthy_homes.store.db import Database
+
+if TYPE_CHECKING:
+    from healthy_homes.audit.export import ExportFormat
+    from healthy_homes.audit.verify import VerifyResult
+    from healthy_homes.store.db import Database
+
+# The audit, crypto and store modules are imported by the handlers: every command's
+# parser is built from this module.
 
 
 def _open(args: argparse.Namespace) -> Database:
+    from healthy_homes.crypto import keyring_from_config, set_keyring
+    from healthy_homes.store.db import Database
+
     settings = resolve_settings(args.config)
     set_keyring(keyring_from_config(settings.security))
     return Database(settings.storage.url)
@@ -35,6 +43,10 @@ def _report(result: VerifyResult, where: str) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from healthy_homes.audit.export import read_export
+    from healthy_homes.audit.verify import verify_entries, verify_log
+    from healthy_homes.crypto import keyring_from_config, set_keyring
+
     if args.file is not None:
         settings = resolve_settings(args.config)
         set_keyring(keyring_from_config(settings.security))
@@ -54,6 +66,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _expect(db: Database, expected: str, result: VerifyResult) -> VerifyResult:
     """An earlier head noted elsewhere must still be in the chain (catches a rollback)."""
+    from healthy_homes.audit.verify import VerifyResult, iter_entries
+
     seq_text, _, mac = expected.partition(":")
     seq = int(seq_text)
     with db.session() as session:
@@ -64,6 +78,9 @@ def _expect(db: Database, expected: str, result: VerifyResult) -> VerifyResult:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from healthy_homes.audit.export import write_export
+    from healthy_homes.audit.verify import iter_entries
+
     db = _open(args)
     try:
         with db.session() as session:

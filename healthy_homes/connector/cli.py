@@ -1,24 +1,26 @@
-"""``healthy-homes sync`` (one pass by hand) and ``healthy-homes serve`` (scheduled)."""
+"""``healthy-homes sync`` (one pass by hand) and ``healthy-homes serve`` (scheduled).
+
+The connector's modules are imported by the handlers, not here: every command's parser
+is built from this module, and none but these two needs them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import signal
+from typing import TYPE_CHECKING
 
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
-from healthy_homes.config.models import Settings
 from healthy_homes.connector.heap import freeze_startup_heap
-from healthy_homes.connector.progress import progress_display
-from healthy_homes.connector.reports import PracticeRun, RunKind
-from healthy_homes.connector.run import run_once
-from healthy_homes.connector.scheduler import serve
-from healthy_homes.connector.service import ConnectorService
 from healthy_homes.errors import ConfigError
-from healthy_homes.ops.endpoint import ops_endpoint
-from healthy_homes.store.db import Database
+
+if TYPE_CHECKING:
+    from healthy_homes.config.models import Settings
+    from healthy_homes.connector.reports import PracticeRun, RunKind
+    from healthy_homes.store.db import Database
 
 
 def _describe(run: PracticeRun) -> str:
@@ -53,6 +55,11 @@ def _chosen(settings: Settings, wanted: list[str] | None) -> list[str]:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    # Imported before the heap is frozen below, so their objects are frozen with it.
+    from healthy_homes.connector.progress import progress_display
+    from healthy_homes.connector.run import run_once
+    from healthy_homes.store.db import Database
+
     settings = resolve_settings(args.config)
     if not settings.practices:
         print("no [[practices]] configured; nothing to sync")
@@ -75,6 +82,12 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 async def _serve_until_signal(settings: Settings, db: Database) -> None:
+    from healthy_homes.connector.scheduler import serve
+    from healthy_homes.connector.service import ConnectorService
+    from healthy_homes.ops.endpoint import ops_endpoint
+
+    # Start-up ends with these imports (the migrations ran before): freeze what it made.
+    freeze_startup_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,13 +105,14 @@ async def _serve_until_signal(settings: Settings, db: Database) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from healthy_homes.store.db import Database
+
     settings = resolve_settings(args.config)
     if not settings.practices:
         print("no [[practices]] configured; nothing to serve")
         return 1
     db = Database.from_settings(settings)
     db.upgrade()
-    freeze_startup_heap()
     try:
         asyncio.run(_serve_until_signal(settings, db))
     finally:

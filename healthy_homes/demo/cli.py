@@ -8,8 +8,10 @@ import json
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from healthy_homes.demo.scenario import Demo, DemoResult
+if TYPE_CHECKING:
+    from healthy_homes.demo.scenario import DemoResult
 
 
 def summary(result: DemoResult, patients: int) -> str:
@@ -54,6 +56,10 @@ def summary(result: DemoResult, patients: int) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    # Imported here: the demo brings the mock servers and the whole connector, and every
+    # command's parser is built from this module.
+    from healthy_homes.demo.scenario import Demo
+
     with (
         tempfile.TemporaryDirectory(prefix="healthy-homes-demo-") as tmp,
         Demo(Path(tmp), patients=args.patients, seed=args.seed) as demo,

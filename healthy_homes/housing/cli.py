@@ -11,15 +11,19 @@ from typing import TYPE_CHECKING
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.loader import resolve_settings
 from healthy_homes.errors import ConfigError
-from healthy_homes.store.db import Database
 
 if TYPE_CHECKING:
     from healthy_homes.housing.email_intake import MailIntake
+    from healthy_homes.store.db import Database
 
 PASSWORD_ENV = "HEALTHY_HOMES_HOUSING_PASSWORD"  # noqa: S105 - the variable name
 
 
 def _db(args: argparse.Namespace) -> Database:
+    # Imported here, like each command's modules: every command's parser is built from
+    # this module.
+    from healthy_homes.store.db import Database
+
     settings = resolve_settings(args.config)
     db = Database.from_settings(settings)
     db.upgrade()

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from healthy_homes.config.loader import resolve_settings
-from healthy_homes.crypto import KeyRing, write_key_file
 from healthy_homes.errors import ConfigError
 from healthy_homes.fhir.keys import (
     ALGORITHMS,
@@ -18,8 +17,9 @@ from healthy_homes.fhir.keys import (
     public_jwks,
     write_private_key,
 )
-from healthy_homes.keys.rotation import rotate
-from healthy_homes.store.db import Database
+
+# The encryption keys and the store are imported by their handlers: every command's
+# parser is built from this module, and rotation brings the audit log and the database.
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,6 +110,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _create_keyring(args: argparse.Namespace) -> int:
+    from healthy_homes.crypto import KeyRing, write_key_file
+
     ring = KeyRing.generate()
     write_key_file(args.out, ring)
     print(
@@ -121,6 +123,9 @@ def _create_keyring(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
+    from healthy_homes.keys.rotation import rotate
+    from healthy_homes.store.db import Database
+
     settings = resolve_settings(args.config)
     if settings.security.key_file is None:
         raise ConfigError(

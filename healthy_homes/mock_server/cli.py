@@ -9,8 +9,6 @@ import threading
 import time
 
 from healthy_homes.mock_server import cli_options
-from healthy_homes.mock_server.auth import mock_auth_from_files
-from healthy_homes.mock_server.server import build_server
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """Load, serve and print the URLs; return 0 on Ctrl-C (or when ``stop`` is set)."""
+    # Imported here: the server is a FastAPI app, and every command's parser is built
+    # from this module.
+    from healthy_homes.mock_server.auth import mock_auth_from_files
+    from healthy_homes.mock_server.server import build_server
+
     if args.patients < 0:
         print("mock-server: --patients must be >= 0")
         return 2

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from healthy_homes.errors import ConfigError
-from healthy_homes.mock_server.bulk import exports_of
 from healthy_homes.mock_server.fault_rules import FAULT_SYNTAX, config_from_cli
-from healthy_homes.mock_server.faults import injector_of
-from healthy_homes.mock_server.housing import inbox_of, parse_timeline
-from healthy_homes.mock_server.loading import load_path
-from healthy_homes.mock_server.server import RunningMockServer
+
+if TYPE_CHECKING:
+    from healthy_homes.mock_server.server import RunningMockServer
 
 _TIMELINE_HELP = (
     "housing mode: move each new Task on a schedule counted from its arrival, e.g. "
@@ -57,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def configure(server: RunningMockServer, args: argparse.Namespace) -> list[str]:
     """Apply the flags to a built, not yet started, server; return lines to print."""
+    # Imported here, not at the top: the flags are added to every command's parser,
+    # and these bring the server's FastAPI app.
+    from healthy_homes.mock_server.bulk import exports_of
+    from healthy_homes.mock_server.faults import injector_of
+    from healthy_homes.mock_server.housing import inbox_of, parse_timeline
+    from healthy_homes.mock_server.loading import load_path
+
     notes = []
     config = config_from_cli(args.fault, args.faults, args.fault_seed)
     injector_of(server.app).configure(config)

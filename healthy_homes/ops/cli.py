@@ -7,11 +7,13 @@ import argparse
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
-from healthy_homes.ops.status import gather, render
-from healthy_homes.store.db import Database
 
 
 def _status(args: argparse.Namespace) -> int:
+    # Imported here: every command's parser is built from this module.
+    from healthy_homes.ops.status import gather, render
+    from healthy_homes.store.db import Database
+
     settings = resolve_settings(args.config)
     db = Database.from_settings(settings)
     try:

@@ -1,4 +1,8 @@
-"""``healthy-homes report``: the funnel (table, CSV, chart) and the capacity estimate."""
+"""``healthy-homes report``: the funnel (table, CSV, chart) and the capacity estimate.
+
+The reports' modules (and matplotlib, for the chart) are imported by the handlers: every
+command's parser is built from this module.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,38 @@ import argparse
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
 from healthy_homes.errors import ConfigError
-from healthy_homes.reporting.capacity import (
-    ServiceVerdict,
-    capacities_of,
-    estimate,
-    register_sizes,
-    services_of,
-)
-from healthy_homes.reporting.chart import FORMATS, write_chart
-from healthy_homes.reporting.export import to_csv, to_table
-from healthy_homes.reporting.funnel import funnel, receipt_acknowledging
-from healthy_homes.store.db import Database
+
+if TYPE_CHECKING:
+    from healthy_homes.reporting.capacity import ServiceVerdict
+    from healthy_homes.store.db import Database
 
 
 def _db(url: str) -> Database:
+    from healthy_homes.store.db import Database
+
     db = Database(url)
     db.upgrade()
     return db
 
 
 def _funnel(args: argparse.Namespace) -> int:
+    from healthy_homes.reporting.export import to_csv, to_table
+    from healthy_homes.reporting.funnel import funnel, receipt_acknowledging
+
     settings = resolve_settings(args.config)
     if args.start > args.end:
         raise ConfigError("--from must not be after --to")
-    if args.chart is not None and args.chart.suffix.lower().lstrip(".") not in FORMATS:
-        raise ConfigError("--chart must end in .svg or .png")
+    if args.chart is not None:
+        # Only a chart needs matplotlib (imported by the chart module).
+        from healthy_homes.reporting.chart import FORMATS
+
+        if args.chart.suffix.lower().lstrip(".") not in FORMATS:
+            raise ConfigError("--chart must end in .svg or .png")
     db = _db(settings.storage.url)
     try:
         rows = funnel(
@@ -52,6 +59,8 @@ def _funnel(args: argparse.Namespace) -> int:
     else:
         args.out.write_text(text, encoding="utf-8")
     if args.chart is not None:
+        from healthy_homes.reporting.chart import write_chart
+
         write_chart(rows, args.chart)
     return 0
 
@@ -87,6 +96,13 @@ def _verdict_lines(verdict: ServiceVerdict, cap: int) -> list[str]:
 
 
 def _capacity(args: argparse.Namespace) -> int:
+    from healthy_homes.reporting.capacity import (
+        capacities_of,
+        estimate,
+        register_sizes,
+        services_of,
+    )
+
     settings = resolve_settings(args.config)
     db = _db(settings.storage.url)
     try:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
-from healthy_homes.crypto import keyring_from_config, set_keyring
-from healthy_homes.retention.purge import PurgeReport, purge
-from healthy_homes.store.db import Database
+
+if TYPE_CHECKING:
+    from healthy_homes.retention.purge import PurgeReport
 
 
 def describe(report: PurgeReport) -> str:
@@ -23,6 +24,11 @@ def describe(report: PurgeReport) -> str:
 
 
 def _purge(args: argparse.Namespace) -> int:
+    # Imported here: every command's parser is built from this module.
+    from healthy_homes.crypto import keyring_from_config, set_keyring
+    from healthy_homes.retention.purge import purge
+    from healthy_homes.store.db import Database
+
     settings = resolve_settings(args.config)
     # The purge writes one audit entry, whose MAC needs the keys.
     set_keyring(keyring_from_config(settings.security))

@@ -6,10 +6,13 @@ import argparse
 
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
-from healthy_homes.store.db import Database, current_revision
 
 
 def _upgrade(args: argparse.Namespace) -> int:
+    # Imported in the handlers: every command's parser is built from this module, and
+    # the store brings SQLAlchemy and Alembic.
+    from healthy_homes.store.db import Database, current_revision
+
     settings = resolve_settings(args.config)
     db = Database.from_settings(settings)
     before = current_revision(db.engine)
@@ -20,6 +23,8 @@ def _upgrade(args: argparse.Namespace) -> int:
 
 
 def _current(args: argparse.Namespace) -> int:
+    from healthy_homes.store.db import Database, current_revision
+
     settings = resolve_settings(args.config)
     db = Database.from_settings(settings)
     print(current_revision(db.engine) or "empty (run 'healthy-homes db upgrade')")

@@ -7,9 +7,12 @@ import os
 import secrets
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from healthy_homes.web import assets
-from healthy_homes.web.identity import ProxyHeaderIdentity
+
+if TYPE_CHECKING:
+    from healthy_homes.web.identity import ProxyHeaderIdentity
 
 SECRET_ENV = "HEALTHY_HOMES_WEB_CSRF_SECRET"  # noqa: S105 - the variable name, not a secret
 
@@ -32,6 +35,9 @@ def trusted_proxy_from(args: argparse.Namespace) -> ProxyHeaderIdentity | None:
     """The reverse proxy sign-in option, only when --trusted-proxy names the proxy."""
     if not args.trusted_proxy:
         return None
+    # Imported here: it brings Starlette, which only the serving commands need.
+    from healthy_homes.web.identity import ProxyHeaderIdentity
+
     return ProxyHeaderIdentity(trusted_proxies=args.trusted_proxy, user_header=args.identity_header)
 
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
-from healthy_homes.flags.cds_hooks.app import create_app
-from healthy_homes.flags.cds_hooks.service import CdsHooksService, discovery_document
-from healthy_homes.store.db import Database
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Imported here: every command's parser is built from this module, and only this
+    # command needs the web server and the service behind it.
+    import uvicorn
+
+    from healthy_homes.flags.cds_hooks.app import create_app
+    from healthy_homes.flags.cds_hooks.service import CdsHooksService
+    from healthy_homes.store.db import Database
+
     settings = resolve_settings(args.config)
     db = Database.from_settings(settings)
     db.upgrade()
@@ -31,6 +34,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _discovery(args: argparse.Namespace) -> int:
+    from healthy_homes.flags.cds_hooks.service import discovery_document
+
     print(discovery_document().model_dump_json(exclude_none=True, indent=2))
     return 0
 
