@@ -13,7 +13,7 @@ from healthy_homes.audit import verify_log
 from healthy_homes.audit.chain import record_audit
 from healthy_homes.clock import FixedClock
 from healthy_homes.config.retention import RetentionConfig
-from healthy_homes.retention import purge
+from healthy_homes.retention.purge import purge
 from healthy_homes.store.audit_models import AuditEntry
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import FlagStatus, HousingReferral, Referral, RegisterMembership

@@ -6,21 +6,29 @@ import argparse
 import asyncio
 import getpass
 import signal
+from typing import TYPE_CHECKING
 
-from healthy_homes.audit import Actor
 from healthy_homes.clock import SystemClock
 from healthy_homes.config.cli import add_config_argument
 from healthy_homes.config.loader import resolve_settings
-from healthy_homes.config.models import Settings
-from healthy_homes.connector.delivery import outbox
-from healthy_homes.connector.delivery.worker import DeliveryStats, DeliveryWorker
-from healthy_homes.store.db import Database
-from healthy_homes.store.models import OutboxEntry, OutboxState, Referral
+from healthy_homes.store.models import OutboxState
+
+if TYPE_CHECKING:
+    from healthy_homes.audit import Actor
+    from healthy_homes.config.models import Settings
+    from healthy_homes.connector.delivery.worker import DeliveryStats
+    from healthy_homes.store.db import Database
+    from healthy_homes.store.models import OutboxEntry, Referral
 
 STATES = [s.value for s in OutboxState]
 
+# The outbox, the worker and the database are imported by the handlers: every
+# command's parser is built from this module.
+
 
 def _db(settings: Settings) -> Database:
+    from healthy_homes.store.db import Database
+
     db = Database.from_settings(settings)
     db.upgrade()
     return db
@@ -37,6 +45,8 @@ def _line(entry: OutboxEntry, referral: Referral | None) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from healthy_homes.connector.delivery import outbox
+
     db = _db(resolve_settings(args.config))
     try:
         rows = outbox.listing(db, state=args.state, limit=args.limit)
@@ -50,6 +60,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from healthy_homes.connector.delivery import outbox
+    from healthy_homes.store.models import Referral
+
     db = _db(resolve_settings(args.config))
     try:
         with db.session() as session:
@@ -80,10 +93,14 @@ def _show(args: argparse.Namespace) -> int:
 
 def _operator() -> Actor:
     """Who ran the command, for the audit log: the operating-system account."""
+    from healthy_homes.audit import Actor
+
     return Actor(f"os:{getpass.getuser()}", "operator")
 
 
 def _retry(args: argparse.Namespace) -> int:
+    from healthy_homes.connector.delivery import outbox
+
     db = _db(resolve_settings(args.config))
     try:
         if args.all_dead:
@@ -98,6 +115,8 @@ def _retry(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
+    from healthy_homes.connector.delivery import outbox
+
     db = _db(resolve_settings(args.config))
     try:
         for referral_id in args.referral:
@@ -110,6 +129,8 @@ def _cancel(args: argparse.Namespace) -> int:
 
 async def deliver(settings: Settings, db: Database, *, once: bool) -> DeliveryStats:
     """Run a worker: until nothing is due (``once``), else until SIGTERM or SIGINT."""
+    from healthy_homes.connector.delivery.worker import DeliveryWorker
+
     worker = DeliveryWorker(db, settings.housing_services, settings.delivery, clock=SystemClock())
     try:
         if once:
