@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import threading
 
 import httpx
@@ -51,26 +53,43 @@ def test_factory_gives_independent_servers(mock_fhir_factory) -> None:  # type: 
     assert "housing" in meta["implementation"]["description"]
 
 
-def test_cli_registers_mock_server_and_serves_until_stopped(capsys) -> None:  # type: ignore[no-untyped-def]
+class _Banner(io.TextIOBase):
+    """Stdout for the serving thread: remembers the text, signals the 'FHIR base' line."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.shown = threading.Event()
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self.text += text
+            if "FHIR base" in self.text and self.text.endswith("\n"):
+                self.shown.set()
+        return len(text)
+
+
+def test_cli_registers_mock_server_and_serves_until_stopped() -> None:
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["mock-server", "--patients", "25", "--port", "0"])
     stop = threading.Event()
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(cli.run(args, stop)))
-    thread.start()
-    try:
-        lines: list[str] = []
-        # wait for the banner line with the URL (printed once the server accepts)
-        while not any("FHIR base" in ln for ln in lines):
-            lines += capsys.readouterr().out.splitlines()
-            if not thread.is_alive():
-                break
-        base = next(ln.split()[-1] for ln in lines if "FHIR base" in ln)
-        assert httpx.get(f"{base}/Patient", params={"_summary": "count"}).json()["total"] == 25
-    finally:
-        stop.set()
-        thread.join()
+    # Not capsys: reading and truncating its buffer while the thread prints can drop
+    # the very line waited for, and the wait never ended.
+    banner = _Banner()
+    with contextlib.redirect_stdout(banner):
+        thread.start()
+        try:
+            assert banner.shown.wait(120), f"no 'FHIR base' line; printed: {banner.text!r}"
+            line = next(ln for ln in banner.text.splitlines() if "FHIR base" in ln)
+            base = line.split()[-1]
+            count = httpx.get(f"{base}/Patient", params={"_summary": "count"}).json()
+            assert count["total"] == 25
+        finally:
+            stop.set()
+            thread.join()
     assert result == [0]
 
 
