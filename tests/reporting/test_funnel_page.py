@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -11,6 +11,7 @@ import pytest
 
 from healthy_homes.accounts.users import add_user
 from healthy_homes.clock import FixedClock
+from healthy_homes.connector.delivery import outbox
 from healthy_homes.connector.delivery.pages import create_outbox_app
 from healthy_homes.flags.events import EventKind, add_event
 from healthy_homes.reporting.export import to_csv
@@ -19,6 +20,7 @@ from healthy_homes.reporting.funnel import funnel
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import FlagRecord, RegisterMembership
 from healthy_homes.web.access import Role
+from tests.delivery.seed import SERVICE_ID, enqueue
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
@@ -113,3 +115,32 @@ async def test_a_clinician_may_not_see_the_report(db: Database) -> None:
         for path in ("/reports/funnel", "/reports/funnel.csv", "/reports/funnel.svg"):
             refused = await client.get(path)
             assert refused.status_code == 403 and "A12345-0" not in refused.text
+
+
+async def test_the_page_counts_a_receipt_as_acknowledgement_where_the_service_says_so(
+    db: Database,
+) -> None:
+    [referral_id] = enqueue(db, 1, NOW)
+    clock = FixedClock(NOW)
+    [held] = outbox.claim(db, "w", 10, timedelta(minutes=1), clock)
+    outbox.mark_delivered(db, held, clock, remote_ref="ACK1", remote_status="received")
+    texts = {}
+    for services in ((), (SERVICE_ID,)):
+        app = create_outbox_app(
+            db, clock, csrf_secret=b"s" * 32, receipt_acknowledges=frozenset(services)
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            await _signed_in(client, "admin")
+            texts[services] = (await client.get("/reports/funnel.csv")).text
+        rows = funnel(
+            db,
+            start=date(NOW.year - 1, NOW.month, 1),
+            end=NOW.date(),
+            practices=["A12345"],
+            receipt_acknowledges=services,
+        )
+        assert texts[services] == to_csv(rows)
+    # The receiving system's receipt is an acknowledgement only for that service.
+    assert texts[()] != texts[(SERVICE_ID,)]
+    assert referral_id not in texts[()] + texts[(SERVICE_ID,)]

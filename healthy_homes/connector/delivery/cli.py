@@ -164,6 +164,7 @@ def _web(args: argparse.Namespace) -> int:
     # Imported here: only this command needs the web stack.
     from healthy_homes.accounts import SessionPolicy
     from healthy_homes.connector.delivery.pages import create_outbox_app
+    from healthy_homes.reporting.funnel import receipt_acknowledging
     from healthy_homes.serving import ServerThread
     from healthy_homes.web.cli import csrf_secret, trusted_proxy_from, wait_forever
 
@@ -176,6 +177,7 @@ def _web(args: argparse.Namespace) -> int:
         secure_cookies=args.secure_cookies or settings.access.secure_cookies,
         session_policy=SessionPolicy.from_config(settings.access),
         trusted_proxy=trusted_proxy_from(args),
+        receipt_acknowledges=receipt_acknowledging(settings.housing_services),
     )
     server = ServerThread(app, args.host, args.port)
     print(f"Referral outbox page: {server.start()}/referrals/outbox", flush=True)

@@ -9,6 +9,7 @@ page's CSRF token as the middleware expects.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -112,8 +113,13 @@ def create_outbox_app(
     secure_cookies: bool = False,
     session_policy: SessionPolicy | None = None,
     trusted_proxy: ProxyHeaderIdentity | None = None,
+    receipt_acknowledges: Collection[str] = (),
 ) -> FastAPI:
-    """A small app for practice admins: the outbox page on the shared web set-up."""
+    """A small app for practice admins: the outbox page on the shared web set-up.
+
+    ``receipt_acknowledges``: housing services whose receipt counts as acknowledgement in
+    the funnel report (see :func:`~healthy_homes.reporting.funnel.receipt_acknowledging`).
+    """
     app = create_web_app(
         title="Healthy Homes referral outbox", csrf_secret=csrf_secret, assets_dir=assets_dir
     )
@@ -135,7 +141,7 @@ def create_outbox_app(
     accounts_env = make_environment(["healthy_homes.accounts"])
     app.include_router(users_router(db, clock, accounts_env, Role.PRACTICE_ADMIN))
     # The practice admin's funnel report sits beside the outbox, behind the same role.
-    app.include_router(funnel_router(db, clock))
+    app.include_router(funnel_router(db, clock, receipt_acknowledges=receipt_acknowledges))
 
     @app.get("/", include_in_schema=False, dependencies=[ADMIN])
     def home() -> Response:
