@@ -192,6 +192,20 @@ def _no_encryption_at_rest() -> None:
 
 
 #: Every removal the hazard log may name.
+def _no_combined_fallback() -> None:
+    async def _each_alone(self, group, refused):  # type: ignore[no-untyped-def]
+        return {e.referral_id: self._error(refused, e, "did not take the referral") for e in group}
+
+    _swap("healthy_homes.referrals.transports.fhir_rest:FhirRestTransport._each_alone", _each_alone)
+
+
+def _patients_share_transactions() -> None:
+    def distinct_patients(envelopes):  # type: ignore[no-untyped-def]
+        return [list(envelopes)]
+
+    _swap("healthy_homes.referrals.transports.fhir_rest:distinct_patients", distinct_patients)
+
+
 REMOVALS: dict[str, Callable[[], None]] = {
     "consent-gate": _no_consent_check,
     "suppression-window": _no_suppression_window,
@@ -213,6 +227,8 @@ REMOVALS: dict[str, Callable[[], None]] = {
     "team-scoping": _no_team_scoping,
     "sign-in-throttle": _no_sign_in_throttle,
     "encryption-at-rest": _no_encryption_at_rest,
+    "combined-fallback": _no_combined_fallback,
+    "distinct-patients": _patients_share_transactions,
 }
 
 
