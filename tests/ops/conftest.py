@@ -69,11 +69,15 @@ class HangingEndpoint:
                     conn.send(b".")
 
     def close(self) -> None:
-        """Stop accepting and drop every connection."""
+        """Stop accepting and drop every connection: the endpoint is gone (refused from now)."""
         self.closed.set()
-        self.sock.close()
-        for conn in self.accepted:
-            conn.close()
+        # Closing alone would not do it: the accept thread, blocked in accept(), keeps the
+        # socket listening, so a client's next try would connect and wait for its own
+        # read timeout (30 s) instead of being refused. shutdown() wakes it and stops it.
+        for sock in (self.sock, *self.accepted):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
 
 
 @pytest.fixture
