@@ -51,8 +51,8 @@ fhir_base_url = "{housing_url}"
 [delivery]
 batch_size = 4
 concurrency = 4
-lease_seconds = 10.0
-send_timeout_seconds = 8.0
+lease_seconds = 3.0
+send_timeout_seconds = 2.5
 poll_seconds = 0.1
 max_attempts = 100
 backoff_base_seconds = 0.05
@@ -107,7 +107,6 @@ def test_three_workers_deliver_2000_each_exactly_once_and_a_kill_loses_nothing(
     db = Database(postgres_url)
     db.upgrade()
     receiver, housing_url = _receiver(tmp_path)
-    ids = enqueue(db, REFERRALS, datetime.now(UTC))
     config = _config(tmp_path, postgres_url, housing_url)
     logs = [tmp_path / f"worker-{n}.log" for n in range(WORKERS)]
     workers = [
@@ -121,6 +120,8 @@ def test_three_workers_deliver_2000_each_exactly_once_and_a_kill_loses_nothing(
         for n in range(WORKERS)
     ]
     try:
+        # Queued while the workers load (they claim nothing before the go).
+        ids = enqueue(db, REFERRALS, datetime.now(UTC))
         for worker in workers:
             assert worker.stdout is not None and worker.stdout.readline() == b"ready\n"
         for worker in workers:  # all three start together
