@@ -170,7 +170,9 @@ class FhirRestTransport:
         try:
             response = await self.client.transaction(combined, headers={"X-Correlation-Id": ids})
         except FhirError as exc:
-            if exc.retryable:  # nothing was applied (all or nothing): each waits its retry
+            if (
+                exc.retryable
+            ):  # temporary: each waits its own retry (a resend creates nothing twice)
                 return {
                     e.referral_id: self._error(exc, e, "did not take the referral") for e in group
                 }
