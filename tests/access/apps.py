@@ -7,11 +7,8 @@ package for functions named ``create_*app`` and fails for any not listed here or
 
 from __future__ import annotations
 
-import atexit
 import re
 import secrets
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +29,7 @@ from healthy_homes.store.db import Database
 from healthy_homes.web.access import Role
 from healthy_homes.web.csrf import COOKIE, sign
 from tests.conftest import test_keyring
+from tests.store.templates import sqlite_copy
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 PRACTICE = "A12345"
@@ -69,52 +67,38 @@ class AccessWorld:
         return self.sessions[username]
 
 
-_template: tuple[Path, dict[str, str]] | None = None
-
-
-def _template_world() -> tuple[Path, dict[str, str]]:
-    """The migrated database with its teams and users, written once per test run.
-
-    Each password is a scrypt hash (about 0.1 s at the product's cost): six of them and a
-    migration for every test would cost most of its time. Worlds are copies of this file.
-    """
-    global _template
-    if _template is None:
-        folder = Path(tempfile.mkdtemp(prefix="hh-access-"))
-        atexit.register(shutil.rmtree, folder, True)
-        db = Database(f"sqlite:///{folder / 'access.db'}")
-        db.upgrade()
-        tokens: dict[str, str] = {}
-        with db.session() as session:
-            for team in ("north", "south"):
-                tokens[team] = add_team(session, team, f"{team.title()} team", NOW)
-        with db.session() as session:
-            for username, (role, org) in USERS.items():
-                user = add_user(
-                    session,
-                    username=username,
-                    display_name=username.title(),
-                    role=role,
-                    organisation=org,
-                    password=PASSWORD,
-                    now=NOW,
-                )
-                # A cheaper scrypt cost for these fixtures' every sign-in: the stored hash
-                # names its cost and verification follows it, so sign-in runs the same code.
-                # (The product's cost is tests/housing/test_pages_http.py's business.)
-                user.password_hash = hash_password(PASSWORD, n=2**12)
-        db.dispose()  # the last connection closing checkpoints the WAL into the file
-        assert not (folder / "access.db-wal").exists()
-        _template = (folder / "access.db", tokens)
-    return _template
+def _teams_and_users(db: Database) -> dict[str, str]:
+    """Teams north and south and every user in ``USERS``: the teams' tokens."""
+    tokens: dict[str, str] = {}
+    with db.session() as session:
+        for team in ("north", "south"):
+            tokens[team] = add_team(session, team, f"{team.title()} team", NOW)
+    with db.session() as session:
+        for username, (role, org) in USERS.items():
+            user = add_user(
+                session,
+                username=username,
+                display_name=username.title(),
+                role=role,
+                organisation=org,
+                password=PASSWORD,
+                now=NOW,
+            )
+            # A cheaper scrypt cost for these fixtures' every sign-in: the stored hash
+            # names its cost and verification follows it, so sign-in runs the same code.
+            # (The product's cost is tests/housing/test_pages_http.py's business.)
+            user.password_hash = hash_password(PASSWORD, n=2**12)
+    return tokens
 
 
 def build_world(tmp: Path) -> AccessWorld:
-    """A fresh SQLite database with teams north and south and every user in ``USERS``."""
+    """A fresh SQLite database with teams north and south and every user in ``USERS``.
+
+    The database is a copy of one made once per test run (tests/store/templates.py): six
+    scrypt hashes and a migration for every test would cost most of its time.
+    """
     set_keyring(test_keyring())  # module-scoped worlds start before the per-test keyring
-    template, tokens = _template_world()
-    shutil.copyfile(template, tmp / "access.db")
-    db = Database(f"sqlite:///{tmp / 'access.db'}")
+    db, tokens = sqlite_copy(tmp / "access.db", _teams_and_users)
     return AccessWorld(db, FixedClock(NOW), dict(tokens))
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from healthy_homes.store.db import Database
+from tests.store.templates import migrated_sqlite
 
 
 @pytest.fixture
@@ -23,8 +24,7 @@ def fast_dir() -> Iterator[Path]:
 @pytest.fixture
 def db(fast_dir: Path) -> Iterator[Database]:
     """A migrated database."""
-    database = Database(f"sqlite:///{fast_dir / 'delivery.db'}")
-    database.upgrade()
+    database = migrated_sqlite(fast_dir / "delivery.db")
     yield database
     database.dispose()
 

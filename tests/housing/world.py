@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from healthy_homes.accounts.passwords import hash_password
 from healthy_homes.clock import FixedClock
 from healthy_homes.housing.app import create_housing_app
 from healthy_homes.housing.teams import add_team, add_user
@@ -25,6 +26,7 @@ from healthy_homes.serving import ServerThread
 from healthy_homes.store.db import Database
 from healthy_homes.store.models import ConsentDecision, ConsentRecord
 from healthy_homes.web.access import Role
+from tests.store.templates import sqlite_copy
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
 PASSWORD = "correct horse battery staple"
@@ -82,26 +84,36 @@ class Inbox:
         self.db.dispose()
 
 
-def start_inbox(tmp: Path) -> Inbox:
-    """A fresh database with teams 'north' and 'south', an officer and a manager each, served."""
-    db = Database(f"sqlite:///{tmp / 'housing.db'}")
-    db.upgrade()
-    clock = FixedClock(START)
+def _teams(db: Database) -> dict[str, str]:
+    """Teams 'north' and 'south', an officer and a manager each: the teams' tokens."""
     tokens: dict[str, str] = {}
     with db.session() as session:
         for team, user in OFFICERS.items():
             tokens[team] = add_team(session, team, f"{team.title()} Healthy Homes", START)
     with db.session() as session:
-        for team, user in OFFICERS.items():
+        for team, role, user in [
+            *((t, Role.HOUSING_OFFICER, u) for t, u in OFFICERS.items()),
+            *((t, Role.HOUSING_MANAGER, u) for t, u in MANAGERS.items()),
+        ]:
             name = " ".join(p.title() for p in user.split("."))
-            add_user(session, team, user, name, PASSWORD, START)
-        for team, user in MANAGERS.items():
-            name = " ".join(p.title() for p in user.split("."))
-            add_user(session, team, user, name, PASSWORD, START, role=Role.HOUSING_MANAGER)
+            account = add_user(session, team, user, name, PASSWORD, START, role=role)
+            # A cheaper scrypt cost for these fixtures' every sign-in: the stored hash
+            # names its cost and verification follows it, so sign-in runs the same code.
+            account.password_hash = hash_password(PASSWORD, n=2**12)
+    return tokens
+
+
+def start_inbox(tmp: Path) -> Inbox:
+    """A fresh database with teams 'north' and 'south', an officer and a manager each, served.
+
+    The database is a copy of one made once per test run (tests/store/templates.py).
+    """
+    db, tokens = sqlite_copy(tmp / "housing.db", _teams)
+    clock = FixedClock(START)
     app = create_housing_app(db=db, csrf_secret=secrets.token_bytes(32), clock=clock)
     server = ServerThread(app)
     server.start()
-    return Inbox(db, clock, server, tokens)
+    return Inbox(db, clock, server, dict(tokens))
 
 
 def dataset(n: int, **changes: Any) -> MinimumDataset:

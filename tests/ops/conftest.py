@@ -10,21 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from healthy_homes.store.db import Database
-from tests.store.conftest import postgres_url  # noqa: F401  (a throwaway PostgreSQL database)
+from tests.store.conftest import migrated_postgres_url, postgres_url  # noqa: F401  (throwaway databases)
+from tests.store.templates import migrated_sqlite
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated store on each backend (PostgreSQL skipped only when unreachable outside CI)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ops.db'}"
-    else:
-        url = str(request.getfixturevalue("postgres_url"))
-    db = Database(url)
-    db.upgrade()
-    db.dispose()
-    return url
+        db = migrated_sqlite(tmp_path / "ops.db")
+        db.dispose()
+        return db.url
+    return str(request.getfixturevalue("migrated_postgres_url"))
 
 
 class HangingEndpoint:

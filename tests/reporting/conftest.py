@@ -9,6 +9,7 @@ import pytest
 
 from healthy_homes.store.db import Database
 from tests.store.conftest import migrated_db, postgres_url  # noqa: F401  (shared fixtures)
+from tests.store.templates import migrated_sqlite
 
 
 @pytest.fixture
@@ -20,7 +21,6 @@ def backend(migrated_db: Database) -> Database:  # noqa: F811  (the imported fix
 @pytest.fixture
 def housing_db(tmp_path: Path) -> Iterator[Database]:
     """The housing inbox's own database (SQLite: it is another organisation's system)."""
-    db = Database(f"sqlite:///{tmp_path / 'housing.db'}")
-    db.upgrade()
+    db = migrated_sqlite(tmp_path / "housing.db")
     yield db
     db.dispose()
