@@ -2,9 +2,10 @@
 
 Each practice has a mock FHIR server (in-process) holding its patients; register
 membership is seeded in the store as a sync leaves it, and patients join and leave
-the registers month by month. Every day, on a FixedClock: the sync's register count,
-flags raised by the rule set, patients coming in (prompt shown, then consent, decline,
-not appropriate, dismiss or "next time"), the delivery worker sending the outbox to a
+the registers month by month. Every working day (the practices and the housing team
+are closed at weekends), on a FixedClock: the sync's register count, flags raised by
+the rule set, patients coming in (prompt shown, then consent, decline, not
+appropriate, dismiss or "next time"), the delivery worker sending the outbox to a
 housing inbox on a loopback port, housing officers accepting, turning down and
 completing referrals, and the closed-loop poll bringing statuses back (on the days
 when a referral was sent or an officer moved one on: on other days every Task reads as
@@ -298,7 +299,10 @@ class Simulation:
             for p in self.practices:
                 self._join(p, servers[p].store, self.rng.randint(15, 25))
             for _ in range(days):
-                await self._day(servers, clients, desks, rules, worker, transport, service)
+                if self.clock.now().weekday() < 5:
+                    await self._day(servers, clients, desks, rules, worker, transport, service)
+                else:  # the practices and the housing team are closed at weekends
+                    self.clock.set(self.clock.now() + timedelta(days=1))
         finally:
             await worker.aclose()
             await transport.aclose()
