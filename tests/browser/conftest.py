@@ -99,7 +99,8 @@ def sign_in_form(driver: Any, base_url: str, username: str, password: str) -> No
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "sign-in").click()
-    WebDriverWait(driver, 10).until(lambda d: "/sign-in" not in d.current_url)
+    # Selenium looks every half second by default; the next page is usually there sooner.
+    WebDriverWait(driver, 10, poll_frequency=0.05).until(lambda d: "/sign-in" not in d.current_url)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,8 @@ from tests.housing.world import (
 
 pytestmark = pytest.mark.e2e
 WAIT = 10
+#: Selenium looks every half second by default: a click then costs at least that.
+POLL = 0.05
 
 
 @pytest.fixture
@@ -46,14 +48,18 @@ def inbox(tmp_path: Path) -> Iterator[Inbox]:
 def sign_in(driver: Any, inbox: Inbox, team: str, *, manager: bool = False) -> None:
     """Sign in through the form as the team's officer (or manager)."""
     sign_in_form(driver, inbox.url, (MANAGERS if manager else OFFICERS)[team], PASSWORD)
-    WebDriverWait(driver, WAIT).until(lambda d: d.find_elements(By.ID, "team-name"))
+    WebDriverWait(driver, WAIT, poll_frequency=POLL).until(
+        lambda d: d.find_elements(By.ID, "team-name")
+    )
 
 
 def click(driver: Any, element_id: str) -> None:
     """Press a button and wait for the next page."""
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, element_id).click()
-    WebDriverWait(driver, WAIT).until(lambda d: old.id != d.find_element(By.TAG_NAME, "html").id)
+    WebDriverWait(driver, WAIT, poll_frequency=POLL).until(
+        lambda d: old.id != d.find_element(By.TAG_NAME, "html").id
+    )
 
 
 def text(driver: Any, element_id: str) -> str:
@@ -79,7 +85,9 @@ def test_officer_works_a_referral_from_queue_to_outcome_and_the_task_shows_it(
     assert "Overdue" in rows[0].text and "Overdue" not in rows[1].text
 
     rows[0].find_element(By.TAG_NAME, "a").click()
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.ID, "patient-name"))
+    WebDriverWait(browser, WAIT, poll_frequency=POLL).until(
+        lambda d: d.find_elements(By.ID, "patient-name")
+    )
     assert text(browser, "patient-name") == "Older Testperson41"
     assert text(browser, "nhs-number") == "9990000041"
     assert "Tenure: private rented" in text(browser, "notes")
@@ -123,7 +131,9 @@ def test_decline_with_a_reason_reaches_the_task(browser: Any, inbox: Inbox) -> N
     inbox.send("north", referral("dec-1", dataset(43)))
     sign_in(browser, inbox, "north")
     browser.find_element(By.CSS_SELECTOR, "#queue tbody a").click()
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.ID, "decline"))
+    WebDriverWait(browser, WAIT, poll_frequency=POLL).until(
+        lambda d: d.find_elements(By.ID, "decline")
+    )
     browser.find_element(By.CSS_SELECTOR, "label[for='reason-could-not-contact']").click()
     click(browser, "decline")
     assert text(browser, "status") == "Declined"
@@ -157,7 +167,9 @@ def test_pages_run_under_the_strict_csp_without_console_errors(browser: Any, inb
     browser.get_log("browser")  # drop earlier entries
     sign_in(browser, inbox, "north", manager=True)
     browser.find_element(By.CSS_SELECTOR, "#queue tbody a").click()
-    WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.ID, "accept"))
+    WebDriverWait(browser, WAIT, poll_frequency=POLL).until(
+        lambda d: d.find_elements(By.ID, "accept")
+    )
     browser.get(inbox.url + "/capacity")
     errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     # nhsuk-frontend's web fonts from assets.nhs.uk are refused on purpose (font-src 'self').
