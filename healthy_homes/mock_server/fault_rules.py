@@ -77,7 +77,8 @@ class FaultRule(BaseModel):
         if self.match == "*":
             return path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/")
         if self.match.startswith("/"):
-            return fnmatchcase(path, self.match)
+            # '/fhir' is the base whether the client posts to '/fhir' or '/fhir/'.
+            return fnmatchcase(path, self.match) or fnmatchcase(path.rstrip("/"), self.match)
         base = f"{FHIR_PREFIX}/{self.match}"
         return path == base or path.startswith(base + "/")
 

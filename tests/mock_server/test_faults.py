@@ -221,6 +221,15 @@ def test_reset_after_handling_loses_the_answer_not_the_write() -> None:
     assert store.count("Condition") == before + 1
 
 
+async def test_a_base_path_rule_matches_with_or_without_the_trailing_slash() -> None:
+    app = _app("/fhir:status=503,method=POST")
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": []}
+    async for client in _client(app):
+        assert (await client.post("", json=bundle)).status_code == 503  # .../fhir/
+        assert (await client.post(BASE, json=bundle)).status_code == 503
+        assert (await client.post("Condition", json=_condition(1))).status_code == 201
+
+
 async def test_rules_match_by_type_path_and_method() -> None:
     app = _app("Condition:status=500,method=POST", "/fhir/Patient/*:status=503")
     async for client in _client(app):
