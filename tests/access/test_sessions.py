@@ -208,11 +208,12 @@ def test_every_state_changing_route_refuses_a_missing_or_bad_csrf_token(
     assert len(unsafe) >= 3, unsafe
     with _client(world, app) as client:
         good = _form_token(client)  # the CSRF cookie outlives sign-in
+        wrong = ("y" if good[0] == "x" else "x") + good[1:]  # never the token itself
         assert _sign_in(client, username).status_code == 303
         for method, path in unsafe:
             url = concrete(path)
             missing = client.request(method, url, data={"x": "1"})
-            bad = client.request(method, url, data={"csrf_token": "x" + good[1:]})
+            bad = client.request(method, url, data={"csrf_token": wrong})
             for refused in (missing, bad):
                 assert refused.status_code == 403 and "CSRF" in refused.text, (method, path)
         # Still signed in: the refusals were the CSRF check's, not a lost session.
