@@ -189,23 +189,22 @@ class DeliveryWorker:
     ) -> list[Coroutine[None, None, None]]:
         """One job per referral, or per group a combining transport takes in one send."""
         jobs: list[Coroutine[None, None, None]] = []
-        groups: dict[str, list[tuple[Claim, ReferralEnvelope]]] = {}
+        groups: dict[str, tuple[CombiningTransport, list[tuple[Claim, ReferralEnvelope]]]] = {}
         for held, envelope in prepared:
-            service = self.services.get(held.housing_service_id)
+            service_id = held.housing_service_id
+            combining = self._combining(self.services.get(service_id))
             if (
-                isinstance(envelope, ReferralEnvelope)
+                combining is not None
+                and isinstance(envelope, ReferralEnvelope)
                 and held.attempts <= self.config.max_attempts
-                and self._combining(service) is not None
             ):
-                groups.setdefault(held.housing_service_id, []).append((held, envelope))
+                groups.setdefault(service_id, (combining, []))[1].append((held, envelope))
             else:
                 jobs.append(self._deliver(held, envelope, stats))
-        for service_id, items in groups.items():
-            service = self.services[service_id]
-            transport = self._combining(service)
-            size = transport.per_request if transport is not None else 1
+        for transport, items in groups.values():
+            size = transport.per_request
             for start in range(0, len(items), size):
-                jobs.append(self._deliver_group(service, items[start : start + size], stats))
+                jobs.append(self._deliver_group(transport, items[start : start + size], stats))
         return jobs
 
     def _claim_safely(self, limit: int, stop: asyncio.Event | None) -> list[Claim]:
@@ -279,16 +278,13 @@ class DeliveryWorker:
 
     async def _deliver_group(
         self,
-        service: HousingServiceConfig,
+        transport: CombiningTransport,
         items: list[tuple[Claim, ReferralEnvelope]],
         stats: DeliveryStats,
     ) -> None:
         """Several referrals to one service in one send; each settled by its own outcome."""
         try:
             async with asyncio.timeout(self.config.send_timeout_seconds):
-                transport = self._transport(service)
-                if not isinstance(transport, CombiningTransport):
-                    raise TypeError(f"housing service {service.id}: transport cannot combine")
                 outcomes = await transport.deliver_many([envelope for _, envelope in items])
         except Exception as exc:  # the whole send failed: each referral takes the failure
             outcomes = [exc] * len(items)
