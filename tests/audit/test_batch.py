@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,12 +89,10 @@ def test_an_empty_batch_touches_nothing(db: Database) -> None:
 
 def test_a_rolled_back_batch_leaves_no_entries_and_no_gap(db: Database) -> None:
     clock = FixedClock(START)
-    try:
-        with db.session() as session:
-            record_audit_many(session, [event(i) for i in range(3)], clock)
-            raise RuntimeError("the action failed after its audit entries")
-    except RuntimeError:
-        pass
+    # The action fails after writing its audit entries: the session rolls them back.
+    with contextlib.suppress(RuntimeError), db.session() as session:
+        record_audit_many(session, [event(i) for i in range(3)], clock)
+        raise RuntimeError("the action failed after its audit entries")
     with db.session() as session:
         record_audit_many(session, [event(9)], clock)
     assert [(row[0], row[2]) for row in entries(db)] == [(1, "ref-9")]
