@@ -51,7 +51,7 @@ class RegisterMembership(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("practice_ods", "register_name", "patient_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    practice_ods: str = Field(index=True, max_length=10)
+    practice_ods: str = Field(max_length=10)  # the unique key leads with it
     register_name: str = Field(max_length=40)
     patient_id: str = Field(index=True, max_length=64, description="practice FHIR logical id")
     since: date | None = Field(default=None, description="earliest onset/recorded date seen")
@@ -206,7 +206,7 @@ class SyncState(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("practice_ods", "stream"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    practice_ods: str = Field(index=True, max_length=10)
+    practice_ods: str = Field(max_length=10)  # the unique key leads with it
     stream: str = Field(max_length=40)
     source: str = Field(max_length=20)
     fingerprint: str | None = Field(default=None, max_length=64)
@@ -248,7 +248,7 @@ class PatientStatus(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("practice_ods", "patient_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    practice_ods: str = Field(index=True, max_length=10)
+    practice_ods: str = Field(max_length=10)  # the unique key leads with it
     patient_id: str = Field(max_length=64, description="practice FHIR logical id")
     current: bool = True
     updated_at: datetime = _ts(nullable=False)
