@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import ssl
 import time
 import uuid
@@ -57,6 +58,14 @@ REQUEST_ID = "X-Request-Id"
 
 JSON = dict[str, Any]
 T = TypeVar("T")
+
+#: A path relative to the base that starts with a resource type or operation, as in
+#: "Patient?_id=..." or "$export": no scheme, no dot segments, nothing urljoin would change.
+_PLAIN_RELATIVE = re.compile(
+    r"[A-Za-z$][A-Za-z0-9_$-]*"  # the first segment: a type or an operation, never a scheme
+    r"(?:/[A-Za-z0-9_$-][A-Za-z0-9._$-]*)*"  # further segments, none starting with a dot
+    r"(?:[?#]|$)"
+)
 
 _sent_callback: ContextVar[Callable[[], None] | None] = ContextVar(
     "fhir_request_sent", default=None
@@ -154,6 +163,8 @@ class FhirClient:
 
     def resolve(self, url: str) -> str:
         """Make a server-given URL (absolute or relative) absolute."""
+        if _PLAIN_RELATIVE.match(url):
+            return self.base_url + url  # "Patient?..." (most calls): what urljoin gives, cheaper
         return urljoin(self.base_url, url)
 
     async def request(
@@ -426,10 +437,18 @@ class FhirClient:
         )
 
     async def search_pages(
-        self, resource_type: str, params: Mapping[str, str | list[str]] | None = None
+        self,
+        resource_type: str,
+        params: Mapping[str, str | list[str]] | None = None,
+        *,
+        query: str | None = None,
     ) -> AsyncIterator[JSON]:
-        """Yield each searchset Bundle page, following ``next`` links to the end."""
-        url: str | None = resource_type
+        """Yield each searchset Bundle page, following ``next`` links to the end.
+
+        ``query`` is a query string already encoded, for a caller that builds many long
+        ones (httpx would otherwise encode the parameters, then parse them back).
+        """
+        url: str | None = resource_type if query is None else f"{resource_type}?{query}"
         page_params: Mapping[str, str | list[str]] | None = params
         seen: set[str] = set()
         while url is not None:

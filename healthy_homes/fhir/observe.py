@@ -51,11 +51,13 @@ def log_attempt(
     request_id: str,
 ) -> None:
     """One line per attempt; fields also in ``extra`` for structured log handlers."""
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    path = redact(urlsplit(url).path)
     ok = status.isdigit() and int(status) < 400
+    if ok and not log.isEnabledFor(logging.DEBUG):
+        return  # a full sync makes hundreds of calls: build nothing nobody will read
     if not ok:
         count_error("fhir", f"http_{status}" if status.isdigit() else status.split()[-1])
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    path = redact(urlsplit(url).path)
     log.log(
         logging.DEBUG if ok else logging.INFO,
         "fhir %s %s -> %s attempt=%d %.0fms request_id=%s",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -98,3 +99,51 @@ async def test_paging_follows_relative_and_absolute_next_links(make_client: Make
         f"{BASE}/Condition?_getpages=x&page=2",
         f"{BASE}/Condition?_getpages=x&page=3",
     ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "Patient?_id=a,b&_count=100",
+        "Patient/pat-1.2",
+        "Group/g1/$export?_type=Condition",
+        "$export",
+        "Patient/../Condition",
+        "Patient/./x",
+        "./Patient",
+        "/fhir/Patient",
+        "?_page=2",
+        "https://elsewhere.example/fhir/Patient?x=1",
+        "urn:uuid:1234",
+        "Patient//x",
+        "_history",
+    ],
+)
+def test_resolve_agrees_with_urljoin(make_client: MakeClient, url: str) -> None:
+    client = make_client(ScriptedServer([]))
+    assert client.resolve(url) == urljoin(BASE + "/", url)
+
+
+async def test_successful_calls_build_no_log_line_unless_debug_is_on(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ScriptedServer([httpx.Response(503)], then=OK)
+    caplog.set_level(logging.INFO, logger="healthy_homes.fhir")
+    async with make_client(server) as client:
+        await client.request("GET", "Condition")
+    records = [r for r in caplog.records if r.name == "healthy_homes.fhir.client"]
+    # The failed attempt is told at INFO; the success would only be told at DEBUG.
+    assert [(r.levelno, r.status) for r in records] == [(logging.INFO, "503")]  # type: ignore[attr-defined]
+
+
+async def test_a_search_with_its_query_already_encoded_sends_it_as_it_is(
+    make_client: MakeClient,
+) -> None:
+    server = ScriptedServer([], then=OK)
+    async with make_client(server) as client:
+        pages = [p async for p in client.search_pages("Patient", query="_id=a,b%26c&_count=2")]
+    assert len(pages) == 1
+    [request] = server.requests
+    assert request.url.path == "/fhir/Patient"
+    assert request.url.query == b"_id=a,b%26c&_count=2"
+    assert request.url.params.get_list("_id") == ["a,b&c"]
