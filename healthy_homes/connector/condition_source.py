@@ -13,7 +13,7 @@ for patients not seen before.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -91,7 +91,6 @@ class _Target:
 class _Paged:
     started: datetime | None = None
     drift: bool = False
-    subjects: set[str] = field(default_factory=set)
 
 
 async def read_by_condition(
@@ -187,9 +186,10 @@ async def _page(
                 first_time = server_time(bundle)
             conditions, included = split_entries(bundle, "Condition")
             newest = _route(ctx, conditions, included, targets)
+            wanted: set[str] = set()
             for target in targets:
-                paged.subjects |= target.sink.subjects
-            await lookups.want(paged.subjects)
+                wanted |= target.sink.take_subjects()
+            await lookups.want(wanted)
             statuses = lookups.take()
             for target in targets:
                 target.sink.add_statuses(statuses)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from healthy_homes.connector.context import PracticeContext
-from healthy_homes.connector.pages import started
+from healthy_homes.connector.pages import split_entries, started
 from healthy_homes.registers.conditions import statuses, write_statuses
 from healthy_homes.registers.rules import patient_is_current
 from healthy_homes.registers.statements import chunks
@@ -26,14 +27,15 @@ async def fetch_statuses(ctx: PracticeContext, patients: Iterable[str]) -> dict[
     """Patient id -> current (alive and registered), by ``Patient?_id=`` in batches."""
     found: dict[str, bool] = {}
     for ids in chunks(sorted(set(patients)), IDS_PER_SEARCH):
-        params: dict[str, str | list[str]] = {
-            "_id": ",".join(ids),
-            "_elements": STATUS_ELEMENTS,
-            "_count": str(IDS_PER_SEARCH),
-        }
-        async for patient in ctx.client.search("Patient", params):
-            if patient.get("id"):
-                found[str(patient["id"])] = patient_is_current(patient)
+        # FHIR ids need no escaping; quote() keeps a stray character from changing the query.
+        query = (
+            f"_id={quote(','.join(ids), safe=',')}"
+            f"&_elements={quote(STATUS_ELEMENTS, safe=',')}&_count={IDS_PER_SEARCH}"
+        )
+        async for bundle in ctx.client.search_pages("Patient", query=query):
+            for patient in split_entries(bundle, "Patient")[0]:
+                if patient.get("id"):
+                    found[str(patient["id"])] = patient_is_current(patient)
     return found
 
 

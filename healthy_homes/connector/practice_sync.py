@@ -29,14 +29,10 @@ from healthy_homes.connector.state import (
 )
 from healthy_homes.errors import FhirError, HealthyHomesError
 from healthy_homes.registers.definitions import RegisterDefinition
-from healthy_homes.registers.membership import (
-    MembershipChange,
-    distinct_members,
-    recompute,
-    register_counts,
-)
+from healthy_homes.registers.membership import MembershipChange, recompute
 from healthy_homes.reporting.facts import record_register_counts
 from healthy_homes.store.models import SyncState
+from healthy_homes.store.reporting_models import ANY_REGISTER
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +151,9 @@ async def sync_registers(ctx: PracticeContext, mode: Mode = "auto") -> SyncRepor
         report.joined_register[name] = len(change.joined)
         report.left_register[name] = len(change.left)
     with ctx.db.session() as session:
-        counts = register_counts(session, ctx.ods)
-        report.on_register = {r.name: counts.get(r.name, 0) for r in ctx.registers}
-        report.patients = distinct_members(session, ctx.ods)
-        record_register_counts(session, ctx.ods, ctx.clock.now())
+        counts = record_register_counts(session, ctx.ods, ctx.clock.now())
+    report.on_register = {r.name: counts.get(r.name, 0) for r in ctx.registers}
+    report.patients = counts[ANY_REGISTER]
     report.flags_retired = await retire_orphaned_flags(ctx)
     ctx.checked, ctx.answered = set(), {}  # a run's lookups say nothing about the next run
     if failures:

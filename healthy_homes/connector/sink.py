@@ -15,8 +15,7 @@ from sqlmodel import Session
 
 from healthy_homes.connector.pages import later, newest_updated
 from healthy_homes.registers.conditions import (
-    condition_ids,
-    delete_conditions,
+    delete_unwritten,
     statuses,
     write_conditions,
     write_statuses,
@@ -75,9 +74,8 @@ class ConditionSink:
         self.full = full
         self.scanned = 0
         self.newest: datetime | None = None
-        self.seen: set[str] = set()
-        #: Patients with a Condition playing a role for the register in this read.
-        self.subjects: set[str] = set()
+        # Patients with a Condition playing a role, not yet handed over by take_subjects.
+        self._subjects: set[str] = set()
         self.touched: set[str] = set()
         self.status_changed: set[str] = set()
         self.assumed: set[str] | None = None
@@ -102,8 +100,7 @@ class ConditionSink:
                 continue
             self._found.append(item)
             if item.role is not None:
-                self.seen.add(item.condition_id)
-                self.subjects.add(item.patient_id)
+                self._subjects.add(item.patient_id)
                 if self.full:
                     roles = self._roles.setdefault(item.patient_id, {})
                     roles[item.condition_id] = (item.role, item.noted)
@@ -112,6 +109,11 @@ class ConditionSink:
                 self._patients[str(p["id"])] = patient_is_current(p)
         self.newest = later(self.newest, newest)
         return newest
+
+    def take_subjects(self) -> set[str]:
+        """Patients with a Condition playing a role, added since the last call."""
+        subjects, self._subjects = self._subjects, set()
+        return subjects
 
     def flush(self) -> None:
         """Store what was added so far, in one transaction, once it is a few pages' worth."""
@@ -148,8 +150,7 @@ class ConditionSink:
         with self.db.session() as session:
             self._write(session)
             if self.full and delete_unseen:
-                stale = set(condition_ids(session, self.practice, self.register.name)) - self.seen
-                delete_conditions(session, self.practice, self.register.name, stale)
+                delete_unwritten(session, self.practice, self.register.name, self.now)
                 return self._apply_roles(session, known or {})
             scope = None if self.full else self.touched | self.status_changed
             return recompute(session, self.practice, self.register.name, scope, self.now)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from healthy_homes.registers.rules import Classified
@@ -77,7 +77,9 @@ def write_conditions(
         ("practice_ods", "register_name", "condition_id"),
         ("patient_id", "role", "noted", "updated_at"),
     )
-    delete_conditions(session, practice, register, drop)
+    if drop:  # their subjects are in touched already
+        where = {"practice_ods": practice, "register_name": register}
+        delete_among(session, table_of(RegisterCondition), where, "condition_id", drop)
     return touched
 
 
@@ -104,6 +106,23 @@ def delete_conditions(
     where = {"practice_ods": practice, "register_name": register}
     delete_among(session, table_of(RegisterCondition), where, "condition_id", ids)
     return patients
+
+
+def delete_unwritten(session: Session, practice: str, register: str, written_at: datetime) -> None:
+    """Delete a register's rows not written at ``written_at`` (a complete full read's stale rows).
+
+    Every Condition a full read keeps is written with the read's own timestamp, so the
+    rest are the Conditions the server no longer returned: one statement, instead of
+    reading every id back to compare.
+    """
+    table = table_of(RegisterCondition)
+    session.execute(
+        delete(table).where(
+            table.c.practice_ods == practice,
+            table.c.register_name == register,
+            table.c.updated_at != written_at,
+        )
+    )
 
 
 def condition_ids(session: Session, practice: str, register: str) -> dict[str, str]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlalchemy import func, select
+from sqlmodel import Session
 
+from healthy_homes.registers.statements import table_of, upsert_rows
 from healthy_homes.store.models import FlagRecord, Referral, RegisterMembership
 from healthy_homes.store.reporting_models import (
     ANY_REGISTER,
@@ -60,34 +61,39 @@ def set_remote_status(
 
 
 def record_register_counts(session: Session, practice: str, now: datetime) -> dict[str, int]:
-    """This month's register sizes at a practice (the last count in a month stands)."""
-    active = (RegisterMembership.practice_ods == practice, col(RegisterMembership.active))
-    counts: dict[str, int] = dict(
-        session.exec(
-            select(RegisterMembership.register_name, func.count())
+    """This month's register sizes at a practice (the last count in a month stands).
+
+    Core statements and one upsert: it runs at the end of every sync of every practice.
+    """
+    session.flush()  # Core statements do not autoflush: count rows the caller added too
+    members = table_of(RegisterMembership)
+    active = (members.c.practice_ods == practice, members.c.active)
+    counts: dict[str, int] = {
+        name: count
+        for name, count in session.execute(
+            select(members.c.register_name, func.count())
             .where(*active)
-            .group_by(col(RegisterMembership.register_name))
-        ).all()
-    )
-    counts[ANY_REGISTER] = session.exec(
-        select(func.count(func.distinct(RegisterMembership.patient_id))).where(*active)
-    ).one()
-    month = month_of(now)
-    existing = {
-        row.register_name: row
-        for row in session.exec(
-            select(RegisterCount).where(
-                RegisterCount.practice_ods == practice, RegisterCount.month == month
-            )
+            .group_by(members.c.register_name)
         )
     }
-    for name, patients in counts.items():
-        row = existing.pop(name, None) or RegisterCount(
-            practice_ods=practice, register_name=name, month=month, counted_at=now
+    counts[ANY_REGISTER] = session.execute(
+        select(func.count(func.distinct(members.c.patient_id))).where(*active)
+    ).scalar_one()
+    month = month_of(now)
+    table = table_of(RegisterCount)
+    earlier = session.execute(
+        select(table.c.register_name).where(
+            table.c.practice_ods == practice, table.c.month == month
         )
-        row.patients, row.counted_at = patients, now
-        session.add(row)
-    for gone in existing.values():  # a register emptied since the month's earlier count
-        gone.patients, gone.counted_at = 0, now
-        session.add(gone)
+    ).scalars()
+    # A register emptied since the month's earlier count is counted again, as 0.
+    names = sorted(set(counts) | set(earlier))
+    upsert_rows(
+        session,
+        table,
+        ("practice_ods", "register_name", "month", "patients", "counted_at"),
+        [(practice, name, month, counts.get(name, 0), now) for name in names],
+        ("practice_ods", "register_name", "month"),
+        ("patients", "counted_at"),
+    )
     return counts
