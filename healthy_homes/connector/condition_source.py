@@ -132,7 +132,7 @@ async def _read(
     since = None if full or not marks else min(marks) - ctx.overlap
     lookups = StatusLookups(ctx, recheck=full)
     try:
-        paged = await _page(ctx, tokens, since, targets, lookups)
+        paged = await _page(ctx, tokens, since, targets, lookups, full=full)
         found = await lookups.finish()
     finally:
         lookups.cancel()
@@ -172,6 +172,8 @@ async def _page(
     since: datetime | None,
     targets: list[_Target],
     lookups: StatusLookups,
+    *,
+    full: bool,
 ) -> _Paged:
     """Page through the searches into the targets' sinks; server start time and drift."""
     paged = _Paged()
@@ -190,6 +192,8 @@ async def _page(
             for target in targets:
                 wanted |= target.sink.take_subjects()
             await lookups.want(wanted)
+            if not full and any(target.sink.due() for target in targets):
+                await lookups.settle()  # an incremental read stores no patient before its status
             statuses = lookups.take()
             for target in targets:
                 target.sink.add_statuses(statuses)

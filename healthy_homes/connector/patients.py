@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from healthy_homes.connector.context import PracticeContext
 from healthy_homes.connector.pages import split_entries, started
-from healthy_homes.registers.conditions import statuses, write_statuses
+from healthy_homes.registers.conditions import known_patients, write_statuses
 from healthy_homes.registers.rules import patient_is_current
 from healthy_homes.registers.statements import chunks
 
@@ -78,9 +78,10 @@ class StatusLookups:
         # Registers read side by side share patients: claim them now, not when answered.
         self.ctx.checked |= set(batch)
         if not self.recheck:
-            # Incremental: patients with a stored status are kept current by the Patient poll.
+            # Incremental: patients the register state holds are kept current by the Patient
+            # poll. (An incremental read stores no patient before its status: see settle.)
             with self.ctx.db.session() as session:
-                batch = sorted(set(batch) - set(statuses(session, self.ctx.ods, batch)))
+                batch = sorted(set(batch) - known_patients(session, self.ctx.ods, batch))
         if not batch:
             return
         lookup = self._lookup(batch)
@@ -94,6 +95,26 @@ class StatusLookups:
         self._found.update(found)
         self.ctx.answered.update(found)
         self._answered += len(found)
+
+    async def settle(self) -> None:
+        """Look up every patient noted so far and wait for the answers (take them after).
+
+        An incremental read calls this before it stores Conditions mid-read. Were the
+        read to fail after that, the next one would find those patients in the store,
+        take them for looked up and kept current, and never ask (a deceased patient back
+        on a register); so their statuses are stored with them.
+        """
+        while self._pending:
+            await self._start(sorted(self._pending)[:IDS_PER_SEARCH])
+        running, self._tasks = self._tasks, []
+        try:
+            results = await asyncio.gather(*running, return_exceptions=True)
+        except BaseException:
+            self._tasks = running  # cancelled while waiting: cancel() stops them
+            raise
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
 
     async def finish(self) -> dict[str, bool]:
         """Wait for every lookup; patient id -> current for those not yet taken."""
@@ -124,7 +145,7 @@ async def refresh_statuses(
     """Look up and store the status of these patients; return those whose status changed.
 
     ``recheck`` (full reads) looks up everyone not yet looked up in this run; otherwise
-    only patients whose status was never stored (the Patient poll keeps the rest).
+    only patients the register state does not hold yet (the Patient poll keeps the rest).
     """
     lookups = StatusLookups(ctx, recheck=recheck)
     await lookups.want(patients)

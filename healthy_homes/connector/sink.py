@@ -115,9 +115,13 @@ class ConditionSink:
         subjects, self._subjects = self._subjects, set()
         return subjects
 
+    def due(self) -> bool:
+        """Whether :meth:`flush` would store now (a few pages' worth are waiting)."""
+        return len(self._found) + len(self._patients) >= FLUSH_AT
+
     def flush(self) -> None:
         """Store what was added so far, in one transaction, once it is a few pages' worth."""
-        if len(self._found) + len(self._patients) >= FLUSH_AT:
+        if self.due():
             with self.db.session() as session:
                 self._write(session)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlmodel import Session
 
 from healthy_homes.registers.rules import Classified
@@ -149,32 +149,53 @@ def known_patients(session: Session, practice: str, patients: Iterable[str]) -> 
     return known
 
 
+#: Asked about more patients than this, :func:`statuses` reads every row of the practice.
+_READ_ALL_AT = 200
+
+
 def statuses(session: Session, practice: str, patients: Iterable[str] | None) -> dict[str, bool]:
-    """Patient id -> current (alive and registered), for the given patients or all."""
+    """Patient id -> current (alive and registered), for those of the patients with a row.
+
+    A patient without a row is current (see :func:`write_statuses`).
+    """
     table = table_of(PatientStatus)
-    base = select(table.c.patient_id, table.c.current).where(table.c.practice_ods == practice)
-    if patients is None:
-        return {p: bool(c) for p, c in session.execute(base)}
     columns = ("patient_id", "current")
-    rows = select_among(session, table, columns, {"practice_ods": practice}, "patient_id", patients)
+    where = {"practice_ods": practice}
+    if patients is None:
+        return {p: bool(c) for p, c in select_where(session, table, columns, where)}
+    wanted = patients if isinstance(patients, set | dict) else set(patients)
+    if len(wanted) > _READ_ALL_AT:
+        # Rows are kept only for patients who are not current, a few in a hundred: reading
+        # them all costs less than looking hundreds of ids up.
+        rows = select_where(session, table, columns, where)
+        return {p: bool(c) for p, c in rows if p in wanted}
+    rows = select_among(session, table, columns, where, "patient_id", wanted)
     return {p: bool(c) for p, c in rows}
 
 
 def write_statuses(
     session: Session, practice: str, seen: dict[str, bool], now: datetime
 ) -> set[str]:
-    """Store patients' current/not-current status; return those whose status changed."""
+    """Store which patients are not current (alive and registered); return whose changed.
+
+    Only a patient who is not current has a row: no row means current. A practice's
+    thousands of register patients, nearly all current, cost no rows and no writes, and
+    the store holds no more about them than their register Conditions.
+    """
     if not seen:
         return set()
     before = statuses(session, practice, seen)
     changed = {p for p, current in seen.items() if before.get(p, True) != current}
-    fresh = [p for p in seen if p not in before or before[p] != seen[p]]
+    table = table_of(PatientStatus)
     upsert_rows(
         session,
-        table_of(PatientStatus),
+        table,
         STATUS_COLUMNS,
-        [(practice, p, seen[p], now) for p in fresh],
+        [(practice, p, False, now) for p in sorted(changed) if not seen[p]],
         ("practice_ods", "patient_id"),
         ("current", "updated_at"),
     )
+    back = [p for p in seen if seen[p] and p in before]  # current again (or an old row)
+    if back:
+        delete_among(session, table, {"practice_ods": practice}, "patient_id", back)
     return changed

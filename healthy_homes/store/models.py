@@ -242,7 +242,10 @@ class RegisterCondition(SQLModel, table=True):
 
 
 class PatientStatus(SQLModel, table=True):
-    """Whether a register patient is still alive and registered; nothing else about them."""
+    """A register patient who is no longer alive and registered; nothing else about them.
+
+    A patient with no row is current (registers/conditions.py, ``write_statuses``).
+    """
 
     __tablename__ = "patient_status"
     __table_args__ = (UniqueConstraint("practice_ods", "patient_id"),)

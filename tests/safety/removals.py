@@ -191,7 +191,6 @@ def _no_encryption_at_rest() -> None:
     _swap("healthy_homes.store.types:Sealed._open", _open)
 
 
-#: Every removal the hazard log may name.
 def _no_combined_fallback() -> None:
     async def _each_alone(self, group, refused):  # type: ignore[no-untyped-def]
         return {e.referral_id: self._error(refused, e, "did not take the referral") for e in group}
@@ -206,6 +205,14 @@ def _patients_share_transactions() -> None:
     _swap("healthy_homes.referrals.transports.fhir_rest:distinct_patients", distinct_patients)
 
 
+def _stored_before_status() -> None:
+    async def settle(self):  # type: ignore[no-untyped-def]
+        return None
+
+    _swap("healthy_homes.connector.patients:StatusLookups.settle", settle)
+
+
+#: Every removal the hazard log may name.
 REMOVALS: dict[str, Callable[[], None]] = {
     "consent-gate": _no_consent_check,
     "suppression-window": _no_suppression_window,
@@ -229,6 +236,7 @@ REMOVALS: dict[str, Callable[[], None]] = {
     "encryption-at-rest": _no_encryption_at_rest,
     "combined-fallback": _no_combined_fallback,
     "distinct-patients": _patients_share_transactions,
+    "status-before-store": _stored_before_status,
 }
 
 
