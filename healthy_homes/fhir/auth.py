@@ -33,6 +33,7 @@ from healthy_homes.errors import (
     FhirTransportError,
 )
 from healthy_homes.fhir.keys import PrivateKey, algorithm_for, load_private_key, thumbprint_kid
+from healthy_homes.fhir.tls import verify_for
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,9 @@ class SmartBackendAuth(httpx.Auth):
             if self._http is not None:
                 response = await self._post(self._http, form)
             else:
-                async with httpx.AsyncClient(timeout=TOKEN_TIMEOUT, verify=self._verify) as http:
+                async with httpx.AsyncClient(
+                    timeout=TOKEN_TIMEOUT, verify=verify_for(self._verify)
+                ) as http:
                     response = await self._post(http, form)
         except httpx.TransportError as exc:
             raise FhirTransportError(

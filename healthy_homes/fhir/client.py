@@ -49,6 +49,7 @@ from healthy_homes.fhir.retry import (
     parse_retry_after,
     should_retry,
 )
+from healthy_homes.fhir.tls import default_context, verify_for
 from healthy_homes.metrics import PAGES_FETCHED
 
 FHIR_JSON = "application/fhir+json"
@@ -141,7 +142,8 @@ class FhirClient:
             transport=transport,
             limits=limits,
             timeout=timeout,
-            verify=verify,
+            # A client certificate goes into a context of its own, never the shared one.
+            verify=verify_for(verify) if cert is None else verify,
             cert=cert,
             headers={"Accept": FHIR_JSON},
         )
@@ -414,7 +416,11 @@ class FhirClient:
             http = self._http
             if not credentials:
                 http = await stack.enter_async_context(
-                    httpx.AsyncClient(timeout=self._http.timeout, headers={"Accept": FHIR_JSON})
+                    httpx.AsyncClient(
+                        timeout=self._http.timeout,
+                        headers={"Accept": FHIR_JSON},
+                        verify=default_context(),
+                    )
                 )
             reader = await self._call(
                 "GET", target, None, None, headers, None, first_lines, http=http, stream=True

@@ -27,6 +27,7 @@ import httpx
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import HousingServiceConfig, PracticeConfig, Settings
 from healthy_homes.fhir.auth import auth_from_config, tls_from_config
+from healthy_homes.fhir.tls import verify_for
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class HttpCapacity:
             return await self._client.get(self.url, headers=self._headers, auth=self._auth)
         # Read once per sync run: a connection of its own is cheaper than a pool to keep.
         async with httpx.AsyncClient(
-            verify=self._verify, timeout=self._timeout, transport=self._transport
+            verify=verify_for(self._verify), timeout=self._timeout, transport=self._transport
         ) as client:
             return await client.get(self.url, headers=self._headers, auth=self._auth)
 

@@ -31,6 +31,7 @@ from healthy_homes.fhir.auth import auth_from_config, tls_from_config
 from healthy_homes.fhir.client import JSON
 from healthy_homes.fhir.resources import to_json
 from healthy_homes.fhir.systems import ODS_ORGANISATION
+from healthy_homes.fhir.tls import verify_for
 from healthy_homes.referrals.bundle import referral_bundle
 from healthy_homes.referrals.transports.base import DeliveryReceipt, ReferralEnvelope
 
@@ -192,7 +193,7 @@ def make(
     client = httpx.AsyncClient(
         base_url=base,
         auth=auth_from_config(service.auth, clock=clock),
-        verify=tls_from_config(service.auth),
+        verify=verify_for(tls_from_config(service.auth)),
         transport=http,
         timeout=httpx.Timeout(10.0),
     )
