@@ -212,6 +212,13 @@ def _stored_before_status() -> None:
     _swap("healthy_homes.connector.patients:StatusLookups.settle", settle)
 
 
+def _every_referral_of_the_practice_listed() -> None:
+    def made_by(practice, user_id):  # type: ignore[no-untyped-def]
+        return select(Referral).where(Referral.practice_ods == practice)  # noqa: F821
+
+    _swap("healthy_homes.flags.popup.referrals:made_by", made_by)
+
+
 #: Every removal the hazard log may name.
 REMOVALS: dict[str, Callable[[], None]] = {
     "consent-gate": _no_consent_check,
@@ -237,6 +244,7 @@ REMOVALS: dict[str, Callable[[], None]] = {
     "combined-fallback": _no_combined_fallback,
     "distinct-patients": _patients_share_transactions,
     "status-before-store": _stored_before_status,
+    "own-referrals-only": _every_referral_of_the_practice_listed,
 }
 
 

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from healthy_homes.clock import Clock
 from healthy_homes.config.models import HousingServiceConfig
@@ -86,6 +87,13 @@ def _said(referral: Referral) -> str:
     return ". ".join(parts)
 
 
+def made_by(practice: str, user_id: str) -> SelectOfScalar[Referral]:
+    """The referrals one clinician made at one practice: by account, never by name (H25)."""
+    return select(Referral).where(
+        Referral.practice_ods == practice, Referral.referred_by_user == user_id
+    )
+
+
 def referrals_made(
     db: Database,
     *,
@@ -98,12 +106,8 @@ def referrals_made(
     """The clinician's referrals at this practice, newest first, with status and deadlines."""
     by_id = {s.id: s for s in services}
     with db.session() as session:
-        found = session.exec(
-            select(Referral)
-            .where(Referral.practice_ods == practice, Referral.referred_by_user == user_id)
-            .order_by(col(Referral.created_at).desc())
-            .limit(LIMIT)
-        ).all()
+        query = made_by(practice, user_id)
+        found = session.exec(query.order_by(col(Referral.created_at).desc()).limit(LIMIT)).all()
         ids = [r.id for r in found]
         alerted = set(
             session.exec(
